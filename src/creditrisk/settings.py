@@ -1,0 +1,134 @@
+"""The one settings object of the system.
+
+Every name that more than one part of the system needs — the registered model's name
+and alias, the image names, the ports, where the embedded default keeps its state —
+lives here, once. Each field is overridable by an environment variable with the
+``CREDITRISK_`` prefix (``CREDITRISK_MODEL_NAME=...``); ``MLFLOW_TRACKING_URI`` is read
+as MLflow itself reads it.
+
+Use :func:`get_settings`; it builds the object once per process.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from creditrisk import __version__
+
+#: The official UCI archive for data set 350 (Default of Credit Card Clients).
+UCI_ARCHIVE_URL = (
+    "https://archive.ics.uci.edu/static/public/350/default+of+credit+card+clients.zip"
+)
+
+
+class Settings(BaseSettings):
+    """System-wide settings, created once, overridable by ``CREDITRISK_*`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="CREDITRISK_", extra="ignore")
+
+    # --- where the embedded default keeps its state -----------------------------------
+    home: Path = Field(
+        default=Path(".creditrisk"),
+        description="State directory of the embedded default: data cache, MLflow store.",
+    )
+
+    # --- data ---------------------------------------------------------------------------
+    data_url: str = Field(default=UCI_ARCHIVE_URL, description="Archive to download.")
+    data_sha256: str | None = Field(
+        default=None,
+        description="Expected sha256 of the downloaded archive; verified when set.",
+    )
+    download_timeout_s: float = 60.0
+
+    # --- model registry -------------------------------------------------------------------
+    model_name: str = "credit-default"
+    champion_alias: str = "champion"
+    experiment_name: str = "credit-default"
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        validation_alias="MLFLOW_TRACKING_URI",
+        description="MLflow tracking server; default: a SQLite store under `home`.",
+    )
+
+    # --- images ---------------------------------------------------------------------------
+    image_registry: str = "ghcr.io/creditrisk"
+    image_tag: str = __version__
+
+    # --- ports ----------------------------------------------------------------------------
+    transformer_http_port: int = 8080
+    transformer_grpc_port: int = 8081
+    predictor_http_port: int = 8085
+    predictor_grpc_port: int = 8086
+    mlflow_port: int = 5000
+
+    # --- serving --------------------------------------------------------------------------
+    max_batch_size: int = Field(default=1000, ge=1)
+    predictor_timeout_s: float = Field(default=2.0, gt=0)
+    prediction_log_uri: str | None = Field(
+        default=None,
+        description="Directory or s3:// prefix for the prediction log; default under `home`.",
+    )
+
+    # --- derived values -------------------------------------------------------------------
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def canonical_data_path(self) -> Path:
+        return self.data_dir / "credit_default.parquet"
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI in force: the environment's, else the embedded store."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> str:
+        return (self.home / "mlartifacts").resolve().as_uri()
+
+    @property
+    def train_image(self) -> str:
+        return f"{self.image_registry}/creditrisk-train:{self.image_tag}"
+
+    @property
+    def serve_image(self) -> str:
+        return f"{self.image_registry}/creditrisk-serve:{self.image_tag}"
+
+    @property
+    def champion_uri(self) -> str:
+        return f"models:/{self.model_name}@{self.champion_alias}"
+
+    @property
+    def prediction_log_location(self) -> str:
+        return self.prediction_log_uri or str(self.home / "prediction-log")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read from the environment once)."""
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests that change the environment call this)."""
+    get_settings.cache_clear()
+
+
+def configure_mlflow() -> str:
+    """Point the MLflow client at the tracking URI in force and return it."""
+    import mlflow
+
+    settings = get_settings()
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:///"):
+        settings.home.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri

@@ -238,11 +238,7 @@ def promote(
 
     candidate = load_model(f"models:/{name}/{version}")
     cand = classification_metrics(y, candidate.predict_proba(X))
-    try:
-        champ_version: str | None = str(
-            client.get_model_version_by_alias(name, settings.champion_alias).version)
-    except Exception:
-        champ_version = None
+    champ_version = champion_version()
     champ: dict[str, float] | None = None
     if champ_version is not None and champ_version != str(version):
         champion = load_model(f"models:/{name}/{champ_version}")
@@ -256,7 +252,7 @@ def promote(
     client.set_model_version_tag(name, version, "gate", "passed" if ok else "failed")
     client.set_model_version_tag(name, version, "gate_reasons", "; ".join(reasons))
     if ok and not dry_run:
-        _set_champion(str(version), previous=champ_version)
+        set_champion(str(version), previous=champ_version)
     return decision
 
 
@@ -269,7 +265,18 @@ def _history() -> list[str]:
     return list(json.loads(tags.get(HISTORY_TAG, "[]")))
 
 
-def _set_champion(version: str, *, previous: str | None) -> None:
+def champion_version() -> str | None:
+    """The version behind ``@champion``, or None when there is no champion yet."""
+    settings = get_settings()
+    try:
+        return str(_client().get_model_version_by_alias(settings.model_name,
+                                                        settings.champion_alias).version)
+    except Exception:
+        return None
+
+
+def set_champion(version: str, *, previous: str | None) -> None:
+    """Point ``@champion`` at ``version``, remembering ``previous`` for rollback."""
     settings = get_settings()
     client = _client()
     history = _history()

@@ -1,0 +1,1 @@
+"""creditrisk components (thin shells over the creditrisk core library)."""

@@ -1,0 +1,1 @@
+"""creditrisk pipelines (thin shells over the creditrisk core library)."""

@@ -1,0 +1,1 @@
+"""creditrisk serving (thin shells over the creditrisk core library)."""

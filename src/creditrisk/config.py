@@ -52,7 +52,7 @@ class ModelConfig(_Strict):
 class SearchConfig(_Strict):
     enabled: bool = True
     n_trials: int = Field(30, ge=1, le=1000)
-    timeout_s: float = Field(90.0, gt=0)
+    timeout_s: float = Field(75.0, gt=0)
     folds: int = Field(3, ge=2, le=10)
     n_estimators: tuple[int, int] = (150, 700)
     learning_rate: tuple[float, float] = (0.01, 0.1)

@@ -188,7 +188,9 @@ def save_model(pipeline: Pipeline, path: Path | str, metadata: ModelMetadata) ->
 
     path = Path(path)
     example = input_example()
-    signature = infer_signature(example, pipeline.predict_proba(example)[:, 1])
+    # float64 for every input: clients may send 30.0 for an age; the contract checks it.
+    signature = infer_signature(example.astype("float64"),
+                                pipeline.predict_proba(example)[:, 1])
     mlflow.sklearn.save_model(
         pipeline,
         str(path),
@@ -198,8 +200,18 @@ def save_model(pipeline: Pipeline, path: Path | str, metadata: ModelMetadata) ->
         input_example=example,
         metadata={METADATA_KEY: metadata.as_dict()},
         pyfunc_predict_fn="predict_proba",
+        # Stated, not inferred: inference loads the model in a subprocess (seconds).
+        pip_requirements=model_requirements(),
     )
     return path
+
+
+def model_requirements() -> list[str]:
+    """Pinned packages a saved model needs to load (those installed here)."""
+    from importlib.metadata import version
+
+    return [f"{dist}=={version(dist)}" for dist in
+            ("creditrisk", "scikit-learn", "lightgbm", "skops", "numpy", "pandas", "mlflow")]
 
 
 @dataclass

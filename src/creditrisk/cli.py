@@ -1,0 +1,277 @@
+"""The `creditrisk` command: one command per stage. It parses arguments and calls the
+core library; errors a user can act on are printed as one clear message (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from creditrisk.errors import CreditRiskError
+
+app = typer.Typer(
+    name="creditrisk",
+    help="Credit-card default risk: data, training, evaluation and the model registry.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+data_app = typer.Typer(help="Get, check and explore the data set.", no_args_is_help=True)
+model_app = typer.Typer(help="The registered model: gate and promote, roll back, show.",
+                        no_args_is_help=True)
+app.add_typer(data_app, name="data")
+app.add_typer(model_app, name="model")
+
+console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def user_errors(fn: F) -> F:
+    """Print a :class:`CreditRiskError` as one message and exit 2, without a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CreditRiskError as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _progress() -> tuple[Any, Callable[[str], None]]:
+    status = console.status("starting")
+
+    def update(msg: str) -> None:
+        status.update(msg)
+        console.log(msg, highlight=False)
+
+    return status, update
+
+
+def _print_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+# --------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------
+
+
+@data_app.command("fetch")
+@user_errors
+def data_fetch(
+    from_file: Annotated[Path | None, typer.Option(
+        "--from-file", help="Import this local copy (CSV, UCI .xls, .zip, Parquet) "
+        "instead of downloading.")] = None,
+    url: Annotated[str | None, typer.Option(help="Archive URL (default: the official UCI "
+                                                 "archive, CREDITRISK_DATA_URL).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Canonical Parquet file to write "
+                                                  "(default: the data cache).")] = None,
+    force: Annotated[bool, typer.Option(help="Download again even if cached.")] = False,
+) -> None:
+    """Download the UCI archive (or import a local copy) into one canonical Parquet file."""
+    from creditrisk import data
+
+    with console.status("importing" if from_file else "downloading"):
+        prov = (data.import_file(from_file, out=out) if from_file
+                else data.fetch(url=url, out=out, force=force))
+    console.print(f"[green]wrote[/] {prov.canonical_path}: {prov.rows} rows, "
+                  f"{prov.positives} defaults ({prov.positives / prov.rows:.2%})")
+    _print_json(prov.__dict__)
+
+
+@data_app.command("validate")
+@user_errors
+def data_validate(
+    path: Annotated[Path | None, typer.Argument(help="File to check (default: the canonical "
+                                                     "file in the cache).")] = None,
+    no_target: Annotated[bool, typer.Option("--no-target", help="The file has no target "
+                                                                "(clients to score).")] = False,
+    failures_out: Annotated[Path | None, typer.Option(help="Write the failing rows here "
+                                                           "(CSV).")] = None,
+) -> None:
+    """Check a data file against the feature contract; list every failing rule."""
+    from creditrisk.data import read_raw
+    from creditrisk.settings import get_settings
+    from creditrisk.validation import validate_frame
+
+    p = path or get_settings().canonical_data_path
+    frame = read_raw(p)
+    report = validate_frame(frame, require_target=not no_target)
+    if report.ok:
+        console.print(f"[green]ok[/] {p}: {report.summary()}")
+        return
+    if failures_out is not None:
+        frame.iloc[report.failing_rows].to_csv(failures_out, index=False)
+        console.print(f"failing rows written to {failures_out}")
+    console.print(f"[bold red]invalid[/] {p}: {report.summary()}", highlight=False)
+    raise typer.Exit(1)
+
+
+@data_app.command("profile")
+@user_errors
+def data_profile(
+    data_path: Annotated[Path | None, typer.Option("--data", help="Data file (default: the "
+                                                                  "canonical file).")] = None,
+    out: Annotated[Path, typer.Option(help="HTML report to write.")] = Path(
+        "outputs/profile.html"),
+) -> None:
+    """Write the exploratory report (HTML with plots) of a data file."""
+    from creditrisk.data import load_dataset
+    from creditrisk.profile import write_profile
+
+    with console.status("profiling"):
+        frame = load_dataset(data_path, require_target=False)
+        path = write_profile(data=frame, out=out)
+    console.print(f"[green]wrote[/] {path}")
+
+
+# --------------------------------------------------------------------------------------
+# train / evaluate
+# --------------------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def train(
+    config: Annotated[Path | None, typer.Option(help="Training config (YAML); default: "
+                                                     "the built-in defaults.")] = None,
+    data_path: Annotated[Path | None, typer.Option("--data", help="Data file (default: the "
+                                                                  "canonical file).")] = None,
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("outputs/train"),
+    register: Annotated[bool, typer.Option(help="Log the run to MLflow and register the "
+                                                "model.")] = True,
+    no_search: Annotated[bool, typer.Option("--no-search", help="Skip the hyper-parameter "
+                                                                "search.")] = False,
+) -> None:
+    """Train the baseline and the challenger, evaluate, and register the challenger.
+
+    Writes OUT/metrics.json, OUT/model (MLflow format), OUT/plots/*.png, OUT/model_card.md.
+    """
+    from creditrisk.config import load_config
+    from creditrisk.data import load_dataset, sha256_of
+    from creditrisk.registry import check_tracking_server, log_and_register
+    from creditrisk.training import run_training
+
+    from creditrisk.settings import get_settings
+
+    cfg = load_config(config)
+    if no_search:
+        cfg.search.enabled = False
+    if register:
+        check_tracking_server()
+    source = data_path or get_settings().canonical_data_path
+    frame = load_dataset(source)
+    status, progress = _progress()
+    with status:
+        run = run_training(config=cfg, data=frame, out_dir=out, progress=progress,
+                           data_sha256=sha256_of(source))
+        result: dict[str, Any] = {"out_dir": str(out), "metrics": run.metrics}
+        if register:
+            progress("registering in MLflow")
+            reg = log_and_register(out_dir=out)
+            result["registered"] = reg.__dict__
+    _print_json(result)
+
+
+@app.command()
+@user_errors
+def evaluate(
+    model: Annotated[str | None, typer.Option(help="Model URI or directory (default: "
+                                                   "the champion).")] = None,
+    data_path: Annotated[Path, typer.Option("--data", help="Labelled data file.")] = Path(
+        "outputs/train/test.parquet"),
+    out: Annotated[Path, typer.Option(help="Output directory for metrics and plots.")] = Path(
+        "outputs/evaluate"),
+) -> None:
+    """Evaluate a model on a labelled file: metrics, threshold confusion, fairness, plots."""
+    from creditrisk.contract import FEATURE_NAMES, TARGET
+    from creditrisk.data import load_dataset
+    from creditrisk.evaluation import evaluate as run_eval
+    from creditrisk.evaluation import write_plots
+    from creditrisk.registry import load_model
+
+    loaded = load_model(model)
+    frame = load_dataset(data_path)
+    X, y = frame.loc[:, list(FEATURE_NAMES)], frame[TARGET].to_numpy()
+    p = loaded.predict_proba(X)
+    result = run_eval(X, y, p, threshold=loaded.metadata.threshold)
+    out.mkdir(parents=True, exist_ok=True)
+    write_plots(y, p, loaded.metadata.threshold, out / "plots")
+    (out / "evaluation.json").write_text(json.dumps(result.as_dict(), indent=2))
+    _print_json({"model": loaded.uri, "version": loaded.version, **result.as_dict()})
+
+
+# --------------------------------------------------------------------------------------
+# model
+# --------------------------------------------------------------------------------------
+
+
+@model_app.command("promote")
+@user_errors
+def model_promote(
+    version: Annotated[str, typer.Argument(help="Candidate version of the registered model.")],
+    config: Annotated[Path | None, typer.Option(help="Config whose `gate` section "
+                                                     "applies.")] = None,
+    test_data: Annotated[Path | None, typer.Option(help="Test set (default: the candidate "
+                                                        "run's own held-out split).")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Judge only; do not move the alias.")] = False,
+) -> None:
+    """Gate a candidate against @champion on the same test set; promote if it passes."""
+    from creditrisk.config import load_config
+    from creditrisk.data import load_dataset
+    from creditrisk.registry import promote
+
+    cfg = load_config(config)
+    frame = load_dataset(test_data) if test_data else None
+    decision = promote(version=version, gate=cfg.gate, test_data=frame, dry_run=dry_run)
+    _print_json(decision.as_dict())
+    verdict = "[green]promoted[/]" if decision.promoted else "[yellow]not promoted[/]"
+    console.print(f"{verdict}: version {version}")
+
+
+@model_app.command("rollback")
+@user_errors
+def model_rollback() -> None:
+    """Move @champion back to the previous champion."""
+    from creditrisk.registry import rollback
+
+    current, previous = rollback()
+    console.print(f"[green]@champion[/] moved from version {current} back to {previous}")
+
+
+@model_app.command("show")
+@user_errors
+def model_show() -> None:
+    """Aliases, versions, key metrics and gate results of the registered model."""
+    from creditrisk.registry import show
+
+    _print_json(show())
+
+
+def _mount_optional() -> None:
+    """Sub-apps of the other stages (pipelines), when their modules are present."""
+    try:
+        from creditrisk.cli_pipeline import pipeline_app
+    except ImportError:
+        return
+    app.add_typer(pipeline_app, name="pipeline")
+
+
+_mount_optional()
+
+
+def main() -> None:
+    app(prog_name="creditrisk")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -163,7 +163,8 @@ def fit(*, train: pd.DataFrame, config: TrainConfig, progress: Progress = _noop)
         b = float(brier_score_loss(y, cal))
         if b < best_brier - config.calibration.min_brier_gain:
             best_method, best_brier, scores = method, b, cal
-    progress(f"calibration: {best_method or 'none'} (oof brier {brier_raw:.4f} -> {best_brier:.4f})")
+    progress(f"calibration: {best_method or 'none'} "
+             f"(oof brier {brier_raw:.4f} -> {best_brier:.4f})")
 
     progress("fit: final model on all training rows")
     if best_method:
@@ -202,6 +203,69 @@ def metadata_for(fit_result: FitResult, config: TrainConfig,
     )
 
 
+def model_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The metrics a saved model carries in its metadata: the test and CV ones."""
+    return {k: v for k, v in metrics.items() if k.startswith(("test_", "cv_"))}
+
+
+def evaluate_fit(
+    *,
+    fitted: FitResult,
+    config: TrainConfig,
+    test: pd.DataFrame,
+    out_dir: Path,
+    train_rows: int,
+    default_rate: float,
+    data_sha256: str | None = None,
+    train_seconds: float | None = None,
+) -> tuple[dict[str, Any], ev.Evaluation]:
+    """Evaluate a fitted challenger and baseline on the held-out split.
+
+    Writes ``plots/*.png``, ``model_card.md``, ``evaluation.json`` and ``config.yaml`` to
+    ``out_dir`` and returns the metrics that :func:`run_training` writes to
+    ``metrics.json`` (without ``total_seconds``). The training pipeline's evaluate step
+    calls it on the models the train step saved.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    X_test, y_test = _xy(test)
+    p = fitted.model.predict_proba(X_test)[:, 1]
+    p_base = fitted.baseline.predict_proba(X_test)[:, 1]
+    evaluation = ev.evaluate(X_test, y_test, p, threshold=fitted.threshold.threshold)
+    base_metrics = ev.classification_metrics(y_test, p_base)
+
+    metrics: dict[str, Any] = {
+        **{f"test_{k}": v for k, v in evaluation.metrics.items()},
+        **fitted.cv,
+        **{f"baseline_test_{k}": v for k, v in base_metrics.items()},
+        "threshold": fitted.threshold.threshold,
+        "expected_cost_per_client_cv": fitted.threshold.expected_cost_per_client,
+        **{f"test_{k}": v for k, v in evaluation.confusion.items()},
+        **({"train_seconds": round(train_seconds, 2)} if train_seconds is not None else {}),
+        "train_rows": train_rows,
+        "test_rows": len(test),
+    }
+    ev.write_plots(y_test, p, fitted.threshold.threshold, out_dir / "plots", baseline=p_base)
+    summary = {
+        "estimator": "LightGBM in a FeatureEngineer pipeline",
+        "calibration": fitted.calibration,
+        "params": fitted.params,
+        **fitted.cv,
+    }
+    card = ev.model_card(
+        model_name=get_settings().model_name, summary=summary, evaluation=evaluation,
+        baseline=base_metrics, config=config.resolved(),
+        data={"train_rows": train_rows, "test_rows": len(test),
+              "default_rate": default_rate, "sha256": data_sha256 or "n/a"},
+    )
+    (out_dir / "model_card.md").write_text(card)
+    (out_dir / "evaluation.json").write_text(json.dumps(
+        {**evaluation.as_dict(), "baseline": base_metrics, "search": fitted.search,
+         "seconds": fitted.seconds}, indent=2))
+    (out_dir / "config.yaml").write_text(yaml.safe_dump(config.resolved(), sort_keys=False))
+    return metrics, evaluation
+
+
 @dataclass
 class TrainingRun:
     """The outputs of :func:`run_training`, all also written under ``out_dir``."""
@@ -238,50 +302,17 @@ def run_training(
     fitted = fit(train=train, config=config, progress=progress)
     train_seconds = time.perf_counter() - t_start
 
-    X_test, y_test = _xy(test)
-    p = fitted.model.predict_proba(X_test)[:, 1]
-    p_base = fitted.baseline.predict_proba(X_test)[:, 1]
-    evaluation = ev.evaluate(X_test, y_test, p, threshold=fitted.threshold.threshold)
-    base_metrics = ev.classification_metrics(y_test, p_base)
-
-    metrics: dict[str, Any] = {
-        **{f"test_{k}": v for k, v in evaluation.metrics.items()},
-        **fitted.cv,
-        **{f"baseline_test_{k}": v for k, v in base_metrics.items()},
-        "threshold": fitted.threshold.threshold,
-        "expected_cost_per_client_cv": fitted.threshold.expected_cost_per_client,
-        **{f"test_{k}": v for k, v in evaluation.confusion.items()},
-        "train_seconds": round(train_seconds, 2),
-        "train_rows": len(train),
-        "test_rows": len(test),
-    }
-    meta = metadata_for(fitted, config, {k: v for k, v in metrics.items()
-                                         if k.startswith("test_") or k.startswith("cv_")})
+    metrics, evaluation = evaluate_fit(
+        fitted=fitted, config=config, test=test, out_dir=out_dir, train_rows=len(train),
+        default_rate=float(data[TARGET].mean()), data_sha256=data_sha256,
+        train_seconds=train_seconds,
+    )
     model_dir = out_dir / "model"
     if model_dir.exists():
         import shutil
 
         shutil.rmtree(model_dir)
-    save_model(fitted.model, model_dir, meta)
-
-    ev.write_plots(y_test, p, fitted.threshold.threshold, out_dir / "plots", baseline=p_base)
-    summary = {
-        "estimator": "LightGBM in a FeatureEngineer pipeline",
-        "calibration": fitted.calibration,
-        "params": fitted.params,
-        **fitted.cv,
-    }
-    card = ev.model_card(
-        model_name=get_settings().model_name, summary=summary, evaluation=evaluation,
-        baseline=base_metrics, config=config.resolved(),
-        data={"train_rows": len(train), "test_rows": len(test),
-              "default_rate": float(data[TARGET].mean()), "sha256": data_sha256 or "n/a"},
-    )
-    (out_dir / "model_card.md").write_text(card)
-    (out_dir / "evaluation.json").write_text(json.dumps(
-        {**evaluation.as_dict(), "baseline": base_metrics, "search": fitted.search,
-         "seconds": fitted.seconds}, indent=2))
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(config.resolved(), sort_keys=False))
+    save_model(fitted.model, model_dir, metadata_for(fitted, config, model_metrics(metrics)))
     metrics["total_seconds"] = round(time.perf_counter() - t_start, 2)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return TrainingRun(out_dir=out_dir, metrics=metrics, fit=fitted, evaluation=evaluation,

@@ -1,0 +1,226 @@
+"""`creditrisk pipeline ...`: run the Kubeflow pipelines locally, submit them to a cluster,
+compile them. Mounted by :mod:`creditrisk.cli` as the ``pipeline`` sub-command.
+
+Each command parses its options and calls :mod:`creditrisk.orchestration`; an error a
+user can act on is printed as one message (exit 2), never only as a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from creditrisk.errors import CreditRiskError
+
+pipeline_app = typer.Typer(
+    help="Kubeflow Pipelines: run the training and batch-scoring pipelines locally, "
+    "submit them to a cluster, compile them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Pipeline(StrEnum):
+    training = "training"
+    batch_scoring = "batch-scoring"
+
+
+def _user_errors(fn: F) -> F:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CreditRiskError as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _print_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, default=str))
+
+
+def _thresholds(min_roc_auc: float | None, min_pr_auc: float | None, max_brier: float | None,
+                max_auc_drop: float | None) -> dict[str, float | None]:
+    return {"min_roc_auc": min_roc_auc, "min_pr_auc": min_pr_auc, "max_brier": max_brier,
+            "max_auc_drop": max_auc_drop}
+
+
+DataOpt = Annotated[str | None, typer.Option(
+    "--data", help="training: data file, a path or s3:// URI (default: the canonical "
+    "file of `creditrisk data fetch`).")]
+ConfigOpt = Annotated[str | None, typer.Option(
+    "--config", help="training: config YAML (default: configs/train.yaml if present, "
+    "else the built-in defaults).")]
+TrackingOpt = Annotated[str | None, typer.Option(
+    "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else the "
+    "embedded store).")]
+MinAucOpt = Annotated[float | None, typer.Option(help="training: gate floor on ROC AUC.")]
+MinPrOpt = Annotated[float | None, typer.Option(help="training: gate floor on PR AUC.")]
+MaxBrierOpt = Annotated[float | None, typer.Option(help="training: gate ceiling on Brier.")]
+MaxDropOpt = Annotated[float | None, typer.Option(
+    help="training: largest tolerated ROC AUC loss against @champion.")]
+InputOpt = Annotated[str | None, typer.Option(
+    "--input", help="batch-scoring: clients to score, a path or s3:// URI.")]
+OutputOpt = Annotated[str | None, typer.Option(
+    "--output", help="batch-scoring: also write the scored file here (path or s3://; "
+    "{run_id} and {date} are replaced).")]
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", help="batch-scoring: model URI (default: @champion).")]
+
+
+def _arguments(pipeline: Pipeline, *, data: str | None, config: str | None,
+               tracking_uri: str | None, thresholds: dict[str, float | None],
+               input_uri: str | None, output_uri: str | None, model_uri: str | None,
+               for_cluster: bool) -> dict[str, Any]:
+    from creditrisk.orchestration import PipelineError, training_arguments
+
+    if pipeline is Pipeline.training:
+        if input_uri or output_uri or model_uri:
+            raise PipelineError("--input/--output/--model are options of batch-scoring")
+        return training_arguments(data=data, config=config, tracking_uri=tracking_uri,
+                                  thresholds=thresholds, inline_config=for_cluster)
+    if data or config or any(v is not None for v in thresholds.values()):
+        raise PipelineError("--data/--config and the gate thresholds are options of training")
+    if not input_uri:
+        raise PipelineError("batch-scoring needs --input PATH (or s3://bucket/key)")
+    if "://" not in input_uri and not for_cluster:
+        input_uri = str(Path(input_uri).resolve())
+    return {"input_uri": input_uri, "output_uri": output_uri or "",
+            "model_uri": model_uri or "", "tracking_uri": tracking_uri or ""}
+
+
+@pipeline_app.command("run")
+@_user_errors
+def run(
+    pipeline: Annotated[Pipeline, typer.Argument(help="training or batch-scoring")],
+    local: Annotated[bool, typer.Option(
+        "--local/--no-local", help="Run on this machine (kfp.local, one subprocess per "
+        "step). For a cluster use `creditrisk pipeline submit`.")] = True,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+    tracking_uri: TrackingOpt = None,
+    min_roc_auc: MinAucOpt = None,
+    min_pr_auc: MinPrOpt = None,
+    max_brier: MaxBrierOpt = None,
+    max_auc_drop: MaxDropOpt = None,
+    input_uri: InputOpt = None,
+    output_uri: OutputOpt = None,
+    model_uri: ModelOpt = None,
+    quiet: Annotated[bool, typer.Option(help="Do not stream the steps' logs.")] = False,
+) -> None:
+    """Run a pipeline locally and print its outputs (JSON on stdout; step logs on stderr).
+
+    training: metrics, the gate's verdict, the registered version, per-step wall times.
+    """
+    from creditrisk import orchestration
+
+    if not local:
+        raise orchestration.PipelineError(
+            "`run` executes locally; to run on a cluster use "
+            "`creditrisk pipeline submit PIPELINE --host URL`"
+        )
+    args = _arguments(pipeline, data=data, config=config, tracking_uri=tracking_uri,
+                      thresholds=_thresholds(min_roc_auc, min_pr_auc, max_brier, max_auc_drop),
+                      input_uri=input_uri, output_uri=output_uri, model_uri=model_uri,
+                      for_cluster=False)
+    with open(os.devnull, "w") as devnull:
+        result = orchestration.run_local(pipeline.value, args,
+                                         log_stream=devnull if quiet else sys.stderr)
+    if pipeline is Pipeline.training:
+        summary = orchestration.summarise_training(result)
+        _print_json(summary)
+        verdict = (f"promoted: version {summary['model_version']} is @champion"
+                   if summary["promoted"] else "not promoted: the gate did not pass")
+        typer.secho(verdict, fg="green" if summary["promoted"] else "yellow", err=True)
+    else:
+        _print_json(orchestration.summarise_scoring(result))
+
+
+@pipeline_app.command("submit")
+@_user_errors
+def submit(
+    pipeline: Annotated[Pipeline, typer.Argument(help="training or batch-scoring")],
+    host: Annotated[str, typer.Option(help="Kubeflow Pipelines API endpoint, e.g. "
+                                           "http://localhost:8080")],
+    experiment: Annotated[str | None, typer.Option(
+        help="KFP experiment (default: the settings' experiment name).")] = None,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+    tracking_uri: TrackingOpt = None,
+    min_roc_auc: MinAucOpt = None,
+    min_pr_auc: MinPrOpt = None,
+    max_brier: MaxBrierOpt = None,
+    max_auc_drop: MaxDropOpt = None,
+    input_uri: InputOpt = None,
+    output_uri: OutputOpt = None,
+    model_uri: ModelOpt = None,
+    run_name: Annotated[str | None, typer.Option(help="Name of the run.")] = None,
+    namespace: Annotated[str | None, typer.Option(help="Kubeflow namespace "
+                                                       "(multi-user installs).")] = None,
+    cron: Annotated[str | None, typer.Option(
+        help="Create a recurring run on this schedule (KFP cron, seconds first: "
+        "'0 0 2 * * *' is daily at 02:00).")] = None,
+    portable: Annotated[bool, typer.Option(
+        help="Submit the portable variant (credentials from the pods' environment) "
+        "instead of the one that reads Kubernetes Secrets.")] = False,
+    s3_secret: Annotated[str | None, typer.Option(help="Secret with the MinIO "
+                                                       "credentials.")] = None,
+    mlflow_secret: Annotated[str | None, typer.Option(help="Secret with the MLflow URI "
+                                                           "and credentials.")] = None,
+) -> None:
+    """Submit a pipeline to Kubeflow Pipelines (kfp.Client) as a run or a recurring run.
+
+    The config file's text is sent as the `config` parameter; --data must be readable
+    from the cluster (an s3:// URI in MinIO).
+    """
+    from creditrisk import orchestration
+
+    if pipeline is Pipeline.training and data is None:
+        raise orchestration.PipelineError("submit training needs --data (an s3:// URI "
+                                          "the cluster can read)")
+    args = _arguments(pipeline, data=data, config=config, tracking_uri=tracking_uri,
+                      thresholds=_thresholds(min_roc_auc, min_pr_auc, max_brier, max_auc_drop),
+                      input_uri=input_uri, output_uri=output_uri, model_uri=model_uri,
+                      for_cluster=True)
+    if pipeline is Pipeline.training and "://" not in (data or ""):
+        args["data_uri"] = data  # a path inside the cluster (a volume), as given
+    if not portable:
+        if s3_secret:
+            args["s3_secret"] = s3_secret
+        if mlflow_secret:
+            args["mlflow_secret"] = mlflow_secret
+    elif s3_secret or mlflow_secret:
+        raise orchestration.PipelineError("--s3-secret/--mlflow-secret need the cluster "
+                                          "variant (drop --portable)")
+    _print_json(orchestration.submit(pipeline.value, args, host=host, experiment=experiment,
+                                     run_name=run_name, namespace=namespace, cron=cron,
+                                     cluster=not portable))
+
+
+@pipeline_app.command("compile")
+@_user_errors
+def compile_(
+    out: Annotated[Path, typer.Option(help="Directory for the compiled YAML files.")] = Path(
+        "pipelines/compiled"),
+) -> None:
+    """Compile both pipelines (portable and cluster variants) to YAML."""
+    from creditrisk.orchestration import compile_pipelines
+
+    for path in compile_pipelines(out):
+        typer.echo(str(path))
+
+
+if __name__ == "__main__":
+    pipeline_app()

@@ -59,6 +59,7 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     from creditrisk.settings import reset_settings
 
     monkeypatch.setenv("CREDITRISK_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     reset_settings()
     yield
@@ -138,7 +139,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory, s3_server: dict[str,
         "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
         "--artifacts-destination", "s3://mlflow/artifacts",
         "--workers", "1",
-        "--allowed-hosts", "127.0.0.1,localhost",
+        "--allowed-hosts", "127.0.0.1:*,localhost:*",
     ]
     log = (root / "server.log").open("wb")
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -270,6 +270,10 @@ _mount_optional()
 
 
 def main() -> None:
+    import os
+
+    # progress is ours to show; MLflow's per-file bars would drown it
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     app(prog_name="creditrisk")
 
 

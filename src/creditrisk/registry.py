@@ -320,10 +320,10 @@ def show() -> dict[str, Any]:
     versions = client.search_model_versions(f"name='{settings.model_name}'")
     return {
         "name": rm.name,
-        "aliases": dict(rm.aliases),
+        "aliases": {k: str(v) for k, v in rm.aliases.items()},
         "champion_history": json.loads(rm.tags.get(HISTORY_TAG, "[]")),
         "versions": [
-            {"version": v.version, "run_id": v.run_id, "tags": dict(v.tags)}
+            {"version": str(v.version), "run_id": v.run_id, "tags": dict(v.tags)}
             for v in sorted(versions, key=lambda v: int(v.version))
         ],
     }

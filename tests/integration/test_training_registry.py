@@ -1,0 +1,144 @@
+"""Training on the real data, and the MLflow registry: embedded store and a real
+`mlflow server` process with S3 (moto) artifacts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from creditrisk.config import GateConfig, load_config
+from creditrisk.contract import FEATURE_NAMES, TARGET
+from creditrisk.errors import RegistryError
+from creditrisk.settings import reset_settings
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+OPEN_GATE = GateConfig(min_roc_auc=0.5, min_pr_auc=0.0, max_brier=1.0, max_auc_drop=0.05)
+SHUT_GATE = GateConfig(min_roc_auc=0.99, min_pr_auc=0.0, max_brier=1.0, max_auc_drop=0.05)
+
+
+def test_quick_training_on_real_data(trained_run) -> None:
+    m = trained_run.metrics
+    for key in ("test_roc_auc", "test_pr_auc", "test_brier", "cv_roc_auc_mean",
+                "baseline_test_roc_auc", "threshold", "train_seconds"):
+        assert key in m
+    # even the quick config (no search) clears most of the quality bar
+    assert m["test_roc_auc"] >= 0.775 and m["cv_roc_auc_mean"] >= 0.775
+    assert m["test_brier"] <= 0.137
+    assert m["test_roc_auc"] > m["baseline_test_roc_auc"]
+    assert 0.05 < m["threshold"] < 0.5
+    out = trained_run.out_dir
+    for name in ("metrics.json", "model_card.md", "evaluation.json", "config.yaml",
+                 "plots/roc_curve.png", "plots/pr_curve.png", "plots/calibration_curve.png",
+                 "plots/confusion_matrix.png", "model/MLmodel", "model/model.skops"):
+        assert (out / name).exists(), name
+    card = (out / "model_card.md").read_text()
+    assert "Fairness slices" in card and "| SEX | 2 |" in card
+    assert json.loads((out / "metrics.json").read_text()) == m
+
+
+@pytest.mark.slow
+def test_full_config_meets_the_quality_bar(real_data_path, tmp_path) -> None:
+    """The champion's bar, with the repository's full config (search included)."""
+    from creditrisk.data import load_dataset
+    from creditrisk.training import run_training
+
+    run = run_training(config=load_config(REPO / "configs" / "train.yaml"),
+                       data=load_dataset(real_data_path), out_dir=tmp_path / "full")
+    m = run.metrics
+    print(json.dumps(m, indent=1))
+    assert m["cv_roc_auc_mean"] >= 0.785
+    assert m["test_roc_auc"] >= 0.780
+    assert m["test_pr_auc"] >= 0.555
+    assert m["test_brier"] <= 0.135
+
+
+def _register_and_gate_cycle(trained_run) -> None:
+    from creditrisk import registry
+
+    test = pd.read_parquet(trained_run.test_path)
+    first = registry.log_and_register(out_dir=trained_run.out_dir, run_name="first")
+    assert first.version == "1"
+    assert registry.champion_version() is None
+
+    d1 = registry.promote(version="1", gate=OPEN_GATE)  # test set: the run's own split
+    assert d1.promoted and d1.champion_version is None
+    assert registry.champion_version() == "1"
+
+    champion = registry.load_model()  # models:/credit-default@champion
+    assert champion.version == "1"
+    X = test.loc[:, list(FEATURE_NAMES)]
+    expected = trained_run.fit.model.predict_proba(X)[:, 1]
+    assert np.abs(champion.predict_proba(X) - expected).max() < 1e-9
+
+    second = registry.log_and_register(out_dir=trained_run.out_dir, run_name="second")
+    d2 = registry.promote(version=second.version, gate=SHUT_GATE, test_data=test)
+    assert not d2.promoted and "FAIL: roc_auc >= 0.99" in d2.reasons
+    assert d2.champion_metrics is not None  # the champion was scored on the same set
+    assert d2.champion_metrics == pytest.approx(d2.candidate_metrics)
+    assert registry.champion_version() == "1"
+
+    d3 = registry.promote(version=second.version, gate=OPEN_GATE, test_data=test)
+    assert d3.promoted and registry.champion_version() == "2"
+    info = registry.show()
+    assert info["aliases"] == {"champion": "2"}
+    tags = {v["version"]: v["tags"] for v in info["versions"]}
+    assert tags["2"]["gate"] == "passed" and "test_roc_auc" in tags["1"]
+
+    assert registry.rollback() == ("2", "1")
+    assert registry.champion_version() == "1"
+    with pytest.raises(RegistryError, match="no previous champion"):
+        registry.rollback()
+
+
+def test_registry_cycle_on_the_embedded_store(trained_run) -> None:
+    _register_and_gate_cycle(trained_run)
+
+
+def test_registry_cycle_on_a_real_mlflow_server_with_s3_artifacts(
+    trained_run, mlflow_server, monkeypatch
+) -> None:
+    for k, v in mlflow_server.items():
+        if k.isupper():
+            monkeypatch.setenv(k, v)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server["tracking_uri"])
+    reset_settings()
+    _register_and_gate_cycle(trained_run)
+
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=mlflow_server["endpoint"])
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="mlflow")["Contents"]]
+    assert any(k.endswith("model/model.skops") for k in keys)
+    assert any(k.endswith("plots/roc_curve.png") for k in keys)
+
+
+def test_unreachable_tracking_server_fails_fast(monkeypatch) -> None:
+    from conftest import free_port  # type: ignore[import-not-found]
+
+    from creditrisk.registry import check_tracking_server
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    reset_settings()
+    with pytest.raises(RegistryError, match="not reachable"):
+        check_tracking_server(timeout_s=2)
+
+
+def test_batch_scoring(trained_run, tmp_path) -> None:
+    from creditrisk.model import load_model_dir
+    from creditrisk.scoring import score_file
+
+    model = load_model_dir(trained_run.model_dir)
+    test = pd.read_parquet(trained_run.test_path).drop(columns=[TARGET])
+    test.to_csv(tmp_path / "clients.csv", index=False)
+    summary = score_file(model, tmp_path / "clients.csv", tmp_path / "scored.parquet")
+    scored = pd.read_parquet(tmp_path / "scored.parquet")
+    assert summary["rows"] == len(scored) == len(test)
+    assert scored["ID"].tolist() == test["ID"].tolist()
+    declined = scored["probability"] >= model.metadata.threshold
+    assert (scored.loc[declined, "decision"] == "decline").all()
+    assert set(scored["risk_band"]) <= {b["name"] for b in model.metadata.risk_bands}

@@ -279,6 +279,7 @@ class Scorer:
             clf, "booster_"
         ):
             self.booster = clf.booster_
+        self._single: _SingleRowPredictor | None = None
 
     @property
     def fast(self) -> bool:
@@ -294,7 +295,13 @@ class Scorer:
             frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(
                 np.asarray(X, dtype=np.float64), columns=list(FEATURE_NAMES))
             return np.asarray(self.pipeline.predict_proba(frame)[:, 1], dtype=np.float64)
-        raw = np.asarray(self.booster.predict(engineer(X), num_threads=1), dtype=np.float64)
+        F = engineer(X)
+        if F.shape[0] == 1:  # one record: LightGBM's single-row C API, same trees, same bits
+            if self._single is None:
+                self._single = _SingleRowPredictor(self.booster, F.shape[1])
+            raw = self._single.predict(F)
+        else:
+            raw = np.asarray(self.booster.predict(F, num_threads=1), dtype=np.float64)
         if self.calibrator is not None:
             raw = apply_calibrator(self.calibrator, raw)
         return raw
@@ -308,6 +315,47 @@ class Scorer:
             raise TypeError("contributions need a LightGBM model")
         out = np.asarray(self.booster.predict(engineer(X), pred_contrib=True, num_threads=1))
         return out[:, :-1], out[:, -1]
+
+
+class _SingleRowPredictor:
+    """``LGBM_BoosterPredictForMatSingleRowFast``: one record without the per-call set-up
+    of ``Booster.predict`` (parameter parsing, predictor creation, array checks)."""
+
+    def __init__(self, booster: Any, n_features: int) -> None:
+        import ctypes
+        import threading
+
+        from lightgbm.basic import _C_API_DTYPE_FLOAT64, _C_API_PREDICT_NORMAL, _LIB, _safe_call
+
+        self._ctypes = ctypes
+        self._lib = _LIB
+        self._safe_call = _safe_call
+        self._booster = booster  # keeps the handle alive
+        self._lock = threading.Lock()
+        self._config = ctypes.c_void_p()
+        num_iteration = booster.best_iteration if booster.best_iteration > 0 else -1
+        _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+            booster._handle, ctypes.c_int(_C_API_PREDICT_NORMAL), ctypes.c_int(0),
+            ctypes.c_int(num_iteration), ctypes.c_int(_C_API_DTYPE_FLOAT64),
+            ctypes.c_int32(n_features), ctypes.c_char_p(b"num_threads=1"),
+            ctypes.byref(self._config)))
+        self._out_len = ctypes.c_int64()
+
+    def predict(self, F: np.ndarray) -> np.ndarray:
+        ct = self._ctypes
+        row = np.ascontiguousarray(F[0], dtype=np.float64)
+        out = np.empty(1, dtype=np.float64)
+        with self._lock:
+            self._safe_call(self._lib.LGBM_BoosterPredictForMatSingleRowFast(
+                self._config, row.ctypes.data_as(ct.c_void_p), ct.byref(self._out_len),
+                out.ctypes.data_as(ct.POINTER(ct.c_double))))
+        return out
+
+    def __del__(self) -> None:
+        try:
+            self._lib.LGBM_FastConfigFree(self._config)
+        except Exception:
+            pass
 
 
 def model_summary(model: LoadedModel) -> str:

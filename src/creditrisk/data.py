@@ -136,6 +136,8 @@ def load_dataset(path: Path | str | None = None, *, require_target: bool = True)
 def import_file(source: Path, *, out: Path | None = None) -> Provenance:
     """Import a local copy (CSV, UCI .xls, Parquet, or the UCI .zip) as the canonical file."""
     source = Path(source)
+    if not source.is_file():
+        raise DataError(f"{source}: no such file")
     if source.suffix.lower() == ".zip":
         with tempfile.TemporaryDirectory() as tmp:
             member = _extract_data_member(source, Path(tmp))

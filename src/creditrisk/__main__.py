@@ -1,0 +1,5 @@
+"""`python -m creditrisk` = the `creditrisk` command."""
+
+from creditrisk.cli import main
+
+main()

@@ -204,7 +204,8 @@ def run_local(
         if "finished with status" not in str(exc):
             raise
         step = timer.failed_step or "?"
-        why = tee.user_errors[-1] if tee.user_errors else "see the step log above"
+        why = (re.sub(r"^\[[^\]]*\]\s*", "", tee.user_errors[-1]) if tee.user_errors
+               else "see the step log above")
         raise PipelineError(f"pipeline {name} failed in step '{step}': {why}") from None
     finally:
         logging.getLogger().removeFilter(timer)

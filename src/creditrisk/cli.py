@@ -4,7 +4,6 @@ core library; errors a user can act on are printed as one clear message (exit 2)
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -159,9 +158,8 @@ def train(
     from creditrisk.config import load_config
     from creditrisk.data import load_dataset, sha256_of
     from creditrisk.registry import check_tracking_server, log_and_register
-    from creditrisk.training import run_training
-
     from creditrisk.settings import get_settings
+    from creditrisk.training import run_training
 
     cfg = load_config(config)
     if no_search:
@@ -278,4 +276,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -71,7 +71,8 @@ def choose_threshold(
     pos = y == 1
     costs = np.array(
         [
-            cost_false_negative * np.sum(pos & (p < t)) + cost_false_positive * np.sum(~pos & (p >= t))
+            cost_false_negative * np.sum(pos & (p < t))
+            + cost_false_positive * np.sum(~pos & (p >= t))
             for t in grid
         ]
     )

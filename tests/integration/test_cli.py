@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests.synthetic import synthetic_frame
 
 pytestmark = pytest.mark.integration

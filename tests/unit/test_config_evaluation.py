@@ -98,7 +98,7 @@ def test_gate_rule() -> None:
     good = {"roc_auc": 0.79, "pr_auc": 0.56, "brier": 0.133}
     assert judge(good, None, gate)[0]
     assert judge(good, {"roc_auc": 0.794}, gate)[0]  # within the margin
-    ok, checks, reasons = judge(good, {"roc_auc": 0.80}, gate)
+    ok, _checks, reasons = judge(good, {"roc_auc": 0.80}, gate)
     assert not ok and any(r.startswith("FAIL: roc_auc >= champion") for r in reasons)
     assert not judge(good | {"brier": 0.2}, None, gate)[0]
     assert not judge(good | {"pr_auc": 0.4}, None, gate)[0]

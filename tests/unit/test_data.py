@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tests.synthetic import synthetic_frame
 
 from creditrisk import data
 from creditrisk.contract import FEATURE_NAMES, ID_COLUMN, TARGET
 from creditrisk.errors import DataError
 from creditrisk.settings import get_settings, reset_settings
-from tests.synthetic import synthetic_frame
 
 pytestmark = pytest.mark.unit
 
@@ -125,7 +125,7 @@ def test_unreadable_and_empty_files(tmp_path) -> None:
 def test_split_is_stratified_and_deterministic() -> None:
     df = synthetic_frame(1000, seed=6)
     a_train, a_test = data.split(df, test_size=0.2, seed=1)
-    b_train, b_test = data.split(df, test_size=0.2, seed=1)
+    _b_train, b_test = data.split(df, test_size=0.2, seed=1)
     assert len(a_test) == 200 and len(a_train) == 800
     pd.testing.assert_frame_equal(a_test, b_test)
     assert abs(a_test[TARGET].mean() - df[TARGET].mean()) < 0.01

@@ -98,7 +98,7 @@ def test_calibrated_pipeline_saves_loads_and_scores_identically(tmp_path, xy, me
     assert np.abs(loaded.predict_proba(X) - expected).max() < 1e-12
     assert np.abs(loaded.predict_proba(X.to_numpy()[:1]) - expected[:1]).max() < 1e-12
     assert loaded.metadata.threshold == 0.3 and loaded.metadata.calibration == method
-    assert 0 <= expected.min() and expected.max() <= 1
+    assert expected.min() >= 0 and expected.max() <= 1
 
 
 def test_baseline_goes_through_the_pipeline(tmp_path, xy) -> None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
+from creditrisk.cli_pipeline import pipeline_app
 from creditrisk.errors import CreditRiskError
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ model_app = typer.Typer(help="The registered model: gate and promote, roll back,
                         no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
+app.add_typer(pipeline_app, name="pipeline")
 
 console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -253,18 +255,6 @@ def model_show() -> None:
     from creditrisk.registry import show
 
     _print_json(show())
-
-
-def _mount_optional() -> None:
-    """Sub-apps of the other stages (pipelines), when their modules are present."""
-    try:
-        from creditrisk.cli_pipeline import pipeline_app
-    except ImportError:
-        return
-    app.add_typer(pipeline_app, name="pipeline")
-
-
-_mount_optional()
 
 
 def main() -> None:

@@ -1,0 +1,317 @@
+"""Request parsing and response encoding of both servers.
+
+Client requests (transformer):
+
+* v1: ``{"instances": [{"LIMIT_BAL": ..., ...}, ...]}`` — records with named fields;
+* v2 (Open Inference Protocol): one input tensor per contract field, named by the field,
+  shape ``[n]`` or ``[n, 1]``, any numeric datatype.
+
+Predictor requests: the same two forms, or the contract-ordered matrix that the
+transformer sends (v2 input ``input-0``, FP64, shape ``[n, 23]``; v1 ``instances`` as
+lists of 23 numbers).
+
+Every client mistake becomes a :class:`RequestRejected` carrying per-field errors
+(field, value, rule); nothing a client sends can raise anything else.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+from operator import itemgetter
+from typing import Any
+
+import numpy as np
+import orjson
+
+from creditrisk.contract import FEATURE_NAMES, FEATURES
+from creditrisk.validation import FieldError, validate_records
+
+N_FEATURES = len(FEATURE_NAMES)
+MATRIX_INPUT = "input-0"
+PROBABILITY_OUTPUT = "probability"
+CONTRIBUTIONS_OUTPUT = "contributions"
+BIAS_OUTPUT = "bias"
+#: Request parameter asking the predictor for contributions as well.
+EXPLAIN_PARAMETER = "explain"
+#: Response parameter carrying the served model's identity and decision metadata.
+MODEL_PARAMETER = "creditrisk_model"
+#: At most this many field errors are listed in a 4xx body (the total is always given).
+MAX_LISTED_ERRORS = 200
+
+NUMERIC_DATATYPES = frozenset(
+    {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
+     "FP16", "FP32", "FP64"}
+)
+
+
+class RequestRejected(Exception):
+    """A client mistake: answered with ``status`` and a JSON body naming every failure."""
+
+    def __init__(self, status: int, message: str, errors: Sequence[FieldError] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = list(errors)
+
+    def body(self, request_id: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"error": self.message}
+        if self.errors:
+            out["errors"] = [e.as_dict() for e in self.errors[:MAX_LISTED_ERRORS]]
+            out["error_count"] = len(self.errors)
+        if request_id:
+            out["request_id"] = request_id
+        return out
+
+
+def reject(status: int, message: str, fieldname: str, value: Any, rule: str,
+           record: int = -1) -> RequestRejected:
+    return RequestRejected(status, message, [FieldError(record, fieldname, value, rule)])
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+# --------------------------------------------------------------------------------------
+# Validation: a fast path, with the core validator as the reference
+# --------------------------------------------------------------------------------------
+
+_get_all = itemgetter(*FEATURE_NAMES)
+_NUMBER_TYPES = frozenset({int, float})
+_LO = np.array([
+    (min(f.codes) if f.codes is not None else (-np.inf if f.minimum is None else f.minimum))
+    for f in FEATURES
+], dtype=np.float64)
+_HI = np.array([
+    (max(f.codes) if f.codes is not None else (np.inf if f.maximum is None else f.maximum))
+    for f in FEATURES
+], dtype=np.float64)
+_INTEGRAL = np.array([f.integral for f in FEATURES])
+_GAPPY_CODES = [
+    (j, np.asarray(f.codes, dtype=np.float64)) for j, f in enumerate(FEATURES)
+    if f.codes is not None and len(f.codes) != max(f.codes) - min(f.codes) + 1
+]
+
+
+def suspect_cells(X: np.ndarray) -> np.ndarray:
+    """Cells that may break the contract (never misses one; the core validator decides)."""
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(X) | (X < _LO) | (X > _HI)
+        bad |= _INTEGRAL & (X != np.floor(X))
+    for j, codes in _GAPPY_CODES:
+        bad[:, j] |= ~np.isin(X[:, j], codes)
+    return bad
+
+
+def records_to_matrix(records: Sequence[Any]) -> tuple[np.ndarray, list[FieldError]]:
+    """Client records -> (contract-ordered float matrix, field errors).
+
+    Exactly :func:`creditrisk.validation.validate_records`'s result: well-formed batches
+    (each record a dict of exactly the contract's fields holding numbers in range) take a
+    vectorised path; any other batch is handed to ``validate_records`` itself, so every
+    error report comes from the core validator.
+    """
+    try:
+        rows = []
+        for rec in records:
+            if type(rec) is not dict or len(rec) != N_FEATURES:
+                raise LookupError
+            rows.append(_get_all(rec))
+    except LookupError:  # KeyError included
+        return validate_records(records)
+    if not _NUMBER_TYPES.issuperset(map(type, chain.from_iterable(rows))):
+        return validate_records(records)
+    X = np.array(rows, dtype=np.float64).reshape(len(rows), N_FEATURES)
+    if suspect_cells(X).any():
+        return validate_records(records)
+    return X, []
+
+
+def check_matrix(X: np.ndarray) -> list[FieldError]:
+    """Contract errors of a numeric matrix in contract order (rules and words of the core)."""
+    bad_rows = np.flatnonzero(suspect_cells(X).any(axis=1))
+    if not len(bad_rows):
+        return []
+    records = [dict(zip(FEATURE_NAMES, X[i].tolist(), strict=True)) for i in bad_rows]
+    _, errors = validate_records(records)
+    return [FieldError(int(bad_rows[e.record]), e.field, e.value, e.rule) for e in errors]
+
+
+def check_batch_size(n: int, max_batch: int, where: str) -> None:
+    if n == 0:
+        raise reject(400, "empty batch", where, 0, "at least 1 record")
+    if n > max_batch:
+        raise reject(413, f"batch of {n} records is over the maximum of {max_batch}",
+                     where, n, f"at most {max_batch} records")
+
+
+# --------------------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Parsed:
+    """A validated request: the matrix plus what the response needs."""
+
+    protocol: str  # "v1" or "v2"
+    X: np.ndarray
+    request_id: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def _validated(records: Sequence[Any]) -> np.ndarray:
+    X, errors = records_to_matrix(records)
+    if errors:
+        raise RequestRejected(400, f"{len(errors)} field(s) break the feature contract",
+                              errors)
+    return X
+
+
+def parse_v1(body: Any, max_batch: int, *, allow_matrix: bool = False) -> np.ndarray:
+    """``{"instances": [...]}`` -> validated matrix."""
+    if not isinstance(body, Mapping):
+        raise reject(400, "the body must be a JSON object", "<body>", _short(body),
+                     'must be an object {"instances": [...]}')
+    unknown = [k for k in body if k != "instances"]
+    if unknown:
+        raise RequestRejected(400, "unknown top-level field(s)", [
+            FieldError(-1, str(k), _short(body[k]), 'unknown field (only "instances")')
+            for k in unknown])
+    instances = body.get("instances")
+    if not isinstance(instances, list):
+        raise reject(400, '"instances" must be a list of records', "instances",
+                     _short(instances), "must be a list of records")
+    check_batch_size(len(instances), max_batch, "instances")
+    if allow_matrix and isinstance(instances[0], list):
+        return _matrix_from_rows(instances)
+    return _validated(instances)
+
+
+def _matrix_from_rows(rows: list[Any]) -> np.ndarray:
+    bad = [i for i, r in enumerate(rows) if not isinstance(r, list) or len(r) != N_FEATURES]
+    if bad:
+        raise RequestRejected(400, f"rows must be lists of {N_FEATURES} numbers", [
+            FieldError(i, "<record>", _short(rows[i]),
+                       f"must be a list of {N_FEATURES} numbers in contract order")
+            for i in bad])
+    if not _NUMBER_TYPES.issuperset(map(type, chain.from_iterable(rows))):
+        return _validated([dict(zip(FEATURE_NAMES, r, strict=True)) for r in rows])
+    return _checked_matrix(np.array(rows, dtype=np.float64))
+
+
+def _checked_matrix(X: np.ndarray) -> np.ndarray:
+    errors = check_matrix(X)
+    if errors:
+        raise RequestRejected(400, f"{len(errors)} field(s) break the feature contract",
+                              errors)
+    return X
+
+
+def _tensor_values(inp: Any) -> tuple[list[Any], int]:
+    """(flat values, rows) of a v2 input tensor; raises RequestRejected on a bad tensor."""
+    name = str(inp.name)
+    shape = list(inp.shape or [])
+    datatype = str(inp.datatype).upper()
+    if datatype not in NUMERIC_DATATYPES or datatype == "BOOL":
+        raise reject(400, f"input {name!r} must be a numeric tensor", name, datatype,
+                     "datatype must be numeric (FP64, FP32, INT64, ...)")
+    data = inp.data if inp._raw_data is None else inp.as_numpy().ravel().tolist()
+    if isinstance(data, np.ndarray):
+        data = data.ravel().tolist()
+    data = list(data) if data is not None else []
+    if data and isinstance(data[0], list):
+        data = list(chain.from_iterable(d if isinstance(d, list) else [d] for d in data))
+    n = int(np.prod(shape)) if shape else -1
+    if not shape or len(data) != n or any(not isinstance(s, int) or s < 0 for s in shape):
+        raise reject(400, f"input {name!r}: shape and data disagree", name, shape,
+                     f"shape must match the {len(data)} values given")
+    return data, shape[0]
+
+
+def parse_v2(request: Any, max_batch: int, *, allow_matrix: bool = False) -> np.ndarray:
+    """An InferRequest (REST or gRPC) -> validated matrix."""
+    inputs = list(request.inputs or [])
+    if not inputs:
+        raise reject(400, "no inputs", "inputs", [], "at least one input tensor")
+    if allow_matrix and len(inputs) == 1 and inputs[0].name not in FEATURE_NAMES:
+        data, rows = _tensor_values(inputs[0])
+        shape = list(inputs[0].shape)
+        if len(shape) != 2 or shape[1] != N_FEATURES:
+            raise reject(400, "bad matrix input", str(inputs[0].name), shape,
+                         f"shape must be [n, {N_FEATURES}] (contract order)")
+        check_batch_size(rows, max_batch, "inputs")
+        if not _NUMBER_TYPES.issuperset(map(type, data)):
+            return _validated([dict(zip(FEATURE_NAMES, data[i:i + N_FEATURES], strict=True))
+                               for i in range(0, len(data), N_FEATURES)])
+        return _checked_matrix(np.array(data, dtype=np.float64).reshape(rows, N_FEATURES))
+    columns: dict[str, list[Any]] = {}
+    errors: list[FieldError] = []
+    for inp in inputs:
+        name = str(inp.name)
+        if name not in FEATURE_NAMES:
+            errors.append(FieldError(-1, name, None,
+                                     "unknown field (not in the feature contract)"))
+            continue
+        data, rows = _tensor_values(inp)
+        shape = list(inp.shape)
+        if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
+            errors.append(FieldError(-1, name, shape, "shape must be [n] or [n, 1]"))
+            continue
+        columns[name] = data
+    errors += [FieldError(-1, n, None, "required field is missing")
+               for n in FEATURE_NAMES if n not in columns]
+    if errors:
+        raise RequestRejected(400, "the inputs do not match the feature contract", errors)
+    lengths = {len(c) for c in columns.values()}
+    if len(lengths) != 1:
+        raise RequestRejected(400, "inputs have different lengths", [
+            FieldError(-1, n, len(c), "every input must hold the same number of records")
+            for n, c in columns.items()])
+    check_batch_size(lengths.pop(), max_batch, "inputs")
+    cols = [columns[n] for n in FEATURE_NAMES]
+    return _validated([dict(zip(FEATURE_NAMES, row, strict=True)) for row in zip(*cols)])
+
+
+def _short(v: Any) -> Any:
+    if v is None or isinstance(v, (bool, int, float)):
+        return v
+    text = v if isinstance(v, str) else repr(v)
+    return text if len(text) <= 100 else text[:100] + "..."
+
+
+# --------------------------------------------------------------------------------------
+# The model's identity, carried from predictor to transformer
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """Name, version and decision metadata of the model the predictor scored with."""
+
+    model_name: str
+    model_version: str
+    threshold: float
+    risk_bands: tuple[tuple[str, float], ...]
+
+    def encode(self) -> str:
+        return orjson.dumps({
+            "model_name": self.model_name, "model_version": self.model_version,
+            "threshold": self.threshold,
+            "risk_bands": [{"name": n, "upper": u} for n, u in self.risk_bands],
+        }).decode()
+
+    @classmethod
+    def decode(cls, text: str) -> ServedModel:
+        d = orjson.loads(text)
+        return cls(str(d["model_name"]), str(d["model_version"]), float(d["threshold"]),
+                   tuple((str(b["name"]), float(b["upper"])) for b in d["risk_bands"]))
+
+    def metadata(self) -> Any:
+        from creditrisk.model import ModelMetadata
+
+        return ModelMetadata(threshold=self.threshold, model_name=self.model_name,
+                             risk_bands=[{"name": n, "upper": u} for n, u in self.risk_bands])

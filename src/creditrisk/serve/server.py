@@ -1,0 +1,303 @@
+"""What both servers share around KServe's ``ModelServer``: a strict HTTP layer (content
+type, request metrics), JSON error bodies for every client mistake, 503 for an
+unreachable or slow predictor, quiet per-request logging, and the start-up sequence."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from creditrisk.serve import metrics
+from creditrisk.serve.protocol import RequestRejected
+from creditrisk.validation import FieldError
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+JSON_TYPES = ("application/json",)
+BINARY_V2_TYPE = "application/octet-stream"
+BINARY_V2_HEADER = b"inference-header-content-length"
+
+
+def classify(path: str) -> tuple[str, str] | None:
+    """(protocol, verb) of an inference path, None for any other path."""
+    if path.startswith("/v1/models/"):
+        if path.endswith(":predict"):
+            return "v1", "predict"
+        if path.endswith(":explain"):
+            return "v1", "explain"
+    elif path.startswith("/v2/models/") and path.endswith("/infer"):
+        return "v2", "infer"
+    return None
+
+
+def json_response_message(status: int, body: dict[str, Any]) -> tuple[Message, Message]:
+    data = orjson.dumps(body)
+    return (
+        {"type": "http.response.start", "status": status,
+         "headers": [(b"content-type", b"application/json"),
+                     (b"content-length", str(len(data)).encode())]},
+        {"type": "http.response.body", "body": data},
+    )
+
+
+class HttpLayer:
+    """Pure ASGI middleware: rejects a wrong content type with 415 before the body is
+    read, and counts inference requests by protocol, verb and final status."""
+
+    def __init__(self, app: ASGIApp, server: str = "server") -> None:
+        self.app = app
+        self.server = server
+        self._children: dict[tuple[str, str, int], Any] = {}
+
+    def _count(self, protocol: str, verb: str, status: int) -> None:
+        key = (protocol, verb, status)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metrics.REQUESTS.labels(
+                server=self.server, protocol=protocol, verb=verb, status=str(status))
+        child.inc()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        kind = classify(scope["path"])
+        if kind is None:
+            await self.app(scope, receive, send)
+            return
+        protocol, verb = kind
+        ctype = b""
+        binary = False
+        for k, v in scope["headers"]:
+            if k == b"content-type":
+                ctype = v
+            elif k == BINARY_V2_HEADER:
+                binary = True
+        media = ctype.split(b";", 1)[0].strip().lower().decode("latin-1")
+        if media not in JSON_TYPES and not (protocol == "v2" and binary and
+                                            media == BINARY_V2_TYPE):
+            metrics.count_validation_failures(
+                [FieldError(-1, "content-type", media, "must be application/json")])
+            start, body = json_response_message(415, {
+                "error": "unsupported content type",
+                "errors": [{"record": -1, "field": "content-type", "value": media or None,
+                            "rule": "must be application/json"}],
+            })
+            await send(start)
+            await send(body)
+            self._count(protocol, verb, 415)
+            return
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self._count(protocol, verb, status)
+
+
+# --------------------------------------------------------------------------------------
+# Error bodies
+# --------------------------------------------------------------------------------------
+
+
+def _json(status: int, body: dict[str, Any]) -> Any:
+    from fastapi.responses import ORJSONResponse
+
+    return ORJSONResponse(status_code=status, content=body)
+
+
+async def rejected_handler(_: Any, exc: Exception) -> Any:
+    assert isinstance(exc, RequestRejected)
+    metrics.count_validation_failures(exc.errors)
+    return _json(exc.status, exc.body())
+
+
+async def invalid_input_handler(_: Any, exc: Exception) -> Any:
+    """KServe's own ``InvalidInput`` (e.g. a body that is not JSON) in our error shape."""
+    text = str(exc)
+    if "Unrecognized request format" in text:
+        err = FieldError(-1, "<body>", None, f"must be valid JSON ({text.split(': ', 1)[-1]})")
+    else:
+        err = FieldError(-1, "<body>", None, text)
+    metrics.count_validation_failures([err])
+    return _json(400, {"error": "invalid request", "errors": [err.as_dict()]})
+
+
+async def request_validation_handler(_: Any, exc: Exception) -> Any:
+    """FastAPI's body validation of v2 requests (malformed JSON, wrong tensor layout)."""
+    errors: list[FieldError] = []
+    for e in getattr(exc, "errors", lambda: [])():
+        loc = [str(x) for x in e.get("loc", ()) if x != "body"]
+        if loc and loc[0] == "bytes":  # the raw-bytes alternative of the body's union
+            continue
+        if loc and loc[0] == "InferenceRequest":
+            loc = loc[1:]
+        if e.get("type") == "json_invalid":
+            errors.append(FieldError(-1, "<body>", None, f"must be valid JSON ({e.get('msg')})"))
+            continue
+        value = e.get("input")
+        if not isinstance(value, (str, int, float, bool)) and value is not None:
+            value = repr(value)[:100]
+        errors.append(FieldError(-1, ".".join(loc) or "<body>", value, str(e.get("msg"))))
+    metrics.count_validation_failures(errors)
+    return _json(400, {"error": "invalid v2 inference request",
+                       "errors": [x.as_dict() for x in errors[:200]],
+                       "error_count": len(errors)})
+
+
+def predictor_error_response(exc: Exception, timeout_s: float) -> Any:
+    """An unreachable, slow or failing predictor: 503 (4xx of the predictor pass through)."""
+    import httpx
+
+    reason, status, text = "error", 503, str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        reason, text = "timeout", f"the predictor did not answer within {timeout_s:g}s"
+    elif isinstance(exc, httpx.TransportError):
+        reason, text = "unreachable", f"the predictor is unreachable ({type(exc).__name__})"
+    elif isinstance(exc, httpx.HTTPStatusError):
+        code = exc.response.status_code
+        reason = f"status_{code // 100}xx"
+        if 400 <= code < 500:
+            try:
+                return _json(code, exc.response.json())
+            except ValueError:
+                status = code
+        text = f"the predictor answered {code}"
+    else:
+        try:
+            import grpc
+
+            if isinstance(exc, grpc.aio.AioRpcError):
+                code = exc.code()
+                reason = f"grpc_{code.name.lower()}"
+                if code == grpc.StatusCode.INVALID_ARGUMENT:
+                    status = 400
+                text = f"the predictor answered {code.name}: {exc.details()}"
+        except ImportError:  # pragma: no cover
+            pass
+    metrics.PREDICTOR_ERRORS.labels(reason=reason).inc()
+    log.warning("predictor call failed: %s", text)
+    return _json(status, {"error": text})
+
+
+def install(app: Any, server: str, *, predictor_timeout_s: float | None = None) -> None:
+    """Add the HTTP layer and error handlers to KServe's FastAPI app (before start)."""
+    import kserve.protocol.rest.server as rest_server
+    from fastapi.exceptions import RequestValidationError
+
+    app.add_middleware(HttpLayer, server=server)
+    app.add_exception_handler(RequestRejected, rejected_handler)
+    app.add_exception_handler(RequestValidationError, request_validation_handler)
+    # KServe registers its own InvalidInput handler when the server starts; point the
+    # name it registers at ours so that a malformed body gets the same error shape.
+    rest_server.invalid_input_handler = invalid_input_handler
+    if predictor_timeout_s is not None:
+        import httpx
+
+        from creditrisk.serve.client import PredictorUnavailable
+
+        async def unavailable_handler(_: Any, exc: Exception) -> Any:
+            assert isinstance(exc, PredictorUnavailable)
+            metrics.PREDICTOR_ERRORS.labels(reason=exc.reason).inc()
+            log.warning("predictor call failed: %s", exc.message)
+            if exc.status != 503 and exc.body:
+                from fastapi.responses import Response
+
+                return Response(exc.body, status_code=exc.status,
+                                media_type="application/json")
+            return _json(exc.status, {"error": exc.message})
+
+        app.add_exception_handler(PredictorUnavailable, unavailable_handler)
+
+        async def predictor_handler(_: Any, exc: Exception) -> Any:
+            return predictor_error_response(exc, predictor_timeout_s)
+
+        app.add_exception_handler(httpx.HTTPError, predictor_handler)
+        try:
+            import grpc
+
+            app.add_exception_handler(grpc.aio.AioRpcError, predictor_handler)
+        except ImportError:  # pragma: no cover
+            pass
+
+
+class NoTiming:
+    """Stands in for KServe's ``TimingMiddleware`` when per-request logging is off: that
+    middleware only feeds log lines, and reads the process CPU time twice a request."""
+
+    def __init__(self, app: ASGIApp, **_: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+def quiet_request_logging(args: argparse.Namespace) -> None:
+    """Per-request log lines (KServe's timing lines, uvicorn's access log) cost more than
+    scoring a record; they are off unless ``--log_requests`` is given."""
+    if getattr(args, "log_requests", False):
+        return
+    import kserve.protocol.rest.server as rest_server
+
+    rest_server.TimingMiddleware = NoTiming  # type: ignore[attr-defined,misc,assignment]
+    logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def use_uvloop(event_loop: str) -> None:
+    """KServe runs uvicorn inside its own ``asyncio.run``, where uvicorn's ``--event-loop``
+    choice never applies; install uvloop's policy first (unless 'asyncio' is asked for)."""
+    if event_loop == "asyncio":
+        return
+    try:
+        import asyncio
+
+        import uvloop
+    except ImportError:
+        if event_loop == "uvloop":
+            raise
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.set_event_loop(asyncio.new_event_loop())  # KServe asks for a current loop
+
+
+def run(model: Any, args: argparse.Namespace, *, server: str,
+        predictor_config: Any = None, predictor_timeout_s: float | None = None) -> None:
+    """Start KServe's ModelServer with ``model`` (blocks until shutdown)."""
+    import kserve
+    from kserve import model_server
+
+    install(model_server.app, server, predictor_timeout_s=predictor_timeout_s)
+    ms = kserve.ModelServer(
+        http_port=args.http_port,
+        grpc_port=args.grpc_port,
+        workers=1,
+        max_threads=args.max_threads,
+        max_asyncio_workers=args.max_asyncio_workers,
+        enable_grpc=args.enable_grpc,
+        enable_docs_url=args.enable_docs_url,
+        enable_latency_logging=args.enable_latency_logging,
+        access_log_format=args.access_log_format,
+        event_loop=args.event_loop,
+        timeout_keep_alive=args.timeout_keep_alive,
+        predictor_config=predictor_config,
+    )
+    quiet_request_logging(args)
+    use_uvloop(args.event_loop)
+    ms.start([model])

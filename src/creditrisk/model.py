@@ -352,10 +352,10 @@ class _SingleRowPredictor:
         return out
 
     def __del__(self) -> None:
-        try:
+        import contextlib
+
+        with contextlib.suppress(Exception):
             self._lib.LGBM_FastConfigFree(self._config)
-        except Exception:
-            pass
 
 
 def model_summary(model: LoadedModel) -> str:

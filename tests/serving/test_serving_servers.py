@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import Server, start_predictor, start_transformer  # type: ignore[import-not-found]
+from serving_helpers import Server, start_predictor, start_transformer
 
 from creditrisk.contract import FEATURE_NAMES
 from creditrisk.scoring import decisions

@@ -10,7 +10,6 @@ server parses a JSON tensor. Failures become :class:`PredictorUnavailable` (503)
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -66,7 +65,7 @@ class AiohttpRESTClient(InferenceRESTClient):
                 if attempt:
                     raise PredictorUnavailable(
                         "unreachable", "the predictor closed the connection") from None
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 raise PredictorUnavailable(
                     "timeout", f"the predictor did not answer within {self.timeout_s:g}s"
                 ) from None
@@ -124,7 +123,7 @@ class AiohttpRESTClient(InferenceRESTClient):
         try:
             async with self._get_session().get(url) as resp:
                 return resp.status == 200
-        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError):
+        except (aiohttp.ClientError, TimeoutError):
             return False
 
     async def close(self) -> None:

@@ -100,7 +100,7 @@ def suspect_cells(X: np.ndarray) -> np.ndarray:
     """Cells that may break the contract (never misses one; the core validator decides)."""
     with np.errstate(invalid="ignore"):
         bad = ~np.isfinite(X) | (X < _LO) | (X > _HI)
-        bad |= _INTEGRAL & (X != np.floor(X))
+        bad |= _INTEGRAL & (np.floor(X) != X)
     for j, codes in _GAPPY_CODES:
         bad[:, j] |= ~np.isin(X[:, j], codes)
     return bad
@@ -273,7 +273,8 @@ def parse_v2(request: Any, max_batch: int, *, allow_matrix: bool = False) -> np.
             for n, c in columns.items()])
     check_batch_size(lengths.pop(), max_batch, "inputs")
     cols = [columns[n] for n in FEATURE_NAMES]
-    return _validated([dict(zip(FEATURE_NAMES, row, strict=True)) for row in zip(*cols)])
+    records = zip(*cols, strict=True)
+    return _validated([dict(zip(FEATURE_NAMES, row, strict=True)) for row in records])
 
 
 def _short(v: Any) -> Any:

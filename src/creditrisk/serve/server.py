@@ -255,7 +255,7 @@ def quiet_request_logging(args: argparse.Namespace) -> None:
         return
     import kserve.protocol.rest.server as rest_server
 
-    rest_server.TimingMiddleware = NoTiming  # type: ignore[attr-defined,misc,assignment]
+    rest_server.TimingMiddleware = NoTiming
     logging.getLogger("kserve.trace").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").disabled = True
 

@@ -192,7 +192,7 @@ def main(args: argparse.Namespace) -> None:
         predictor_host=host,
         predictor_protocol=args.predictor_protocol,
         predictor_use_ssl=args.predictor_use_ssl,
-        predictor_request_timeout_seconds=timeout,  # type: ignore[arg-type]
+        predictor_request_timeout_seconds=timeout,
         predictor_request_retries=args.predictor_request_retries,
         predictor_health_check=args.enable_predictor_health_check,
     )

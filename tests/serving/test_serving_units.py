@@ -1,0 +1,267 @@
+"""In-process logic of the serving layer: request parsing, the validation fast path,
+explanations mapping, metrics labels, the prediction log."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from kserve.protocol.infer_type import InferInput, InferRequest
+
+from creditrisk.contract import FEATURE_NAMES, FEATURES
+from creditrisk.features import OUTPUT_NAMES, OUTPUT_SOURCES
+from creditrisk.serve import explain, metrics
+from creditrisk.serve.predlog import Batch, PredictionLog, read_prediction_log
+from creditrisk.serve.protocol import (
+    RequestRejected,
+    ServedModel,
+    check_matrix,
+    parse_v1,
+    parse_v2,
+    records_to_matrix,
+)
+from creditrisk.validation import FieldError, validate_records
+
+pytestmark = pytest.mark.unit
+
+GOOD = {
+    "LIMIT_BAL": 120000, "SEX": 2, "EDUCATION": 2, "MARRIAGE": 1, "AGE": 26, "PAY_0": -1,
+    "PAY_2": 2, "PAY_3": 0, "PAY_4": 0, "PAY_5": 0, "PAY_6": 2, "BILL_AMT1": 2682.5,
+    "BILL_AMT2": 1725, "BILL_AMT3": 2682, "BILL_AMT4": 3272, "BILL_AMT5": 3455,
+    "BILL_AMT6": 3261, "PAY_AMT1": 0, "PAY_AMT2": 1000, "PAY_AMT3": 1000, "PAY_AMT4": 1000,
+    "PAY_AMT5": 0, "PAY_AMT6": 2000,
+}
+
+
+def _mutations(rng: np.random.Generator) -> dict[str, Any]:
+    rec: dict[str, Any] = dict(GOOD)
+    for _ in range(int(rng.integers(0, 3))):
+        f = FEATURES[int(rng.integers(0, len(FEATURES)))]
+        choice = int(rng.integers(0, 12))
+        if choice == 0:
+            del rec[f.name]
+        elif choice == 1:
+            rec["EXTRA"] = 1
+        else:
+            rec[f.name] = [
+                None, "7", True, float("inf"), 1.5, -3, 10**9, 0, 2.0, 7, 150, -2,
+            ][choice]
+    return rec
+
+
+def test_fast_path_equals_core_validator() -> None:
+    """records_to_matrix gives validate_records' result for any batch."""
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        batch = [_mutations(rng) for _ in range(int(rng.integers(1, 6)))]
+        X1, e1 = records_to_matrix(batch)
+        X2, e2 = validate_records(batch)
+        assert e1 == e2
+        if not e1:
+            assert np.array_equal(X1, X2)
+
+
+def test_fast_path_is_taken_for_clean_records_and_is_exact() -> None:
+    X, errors = records_to_matrix([GOOD, dict(GOOD, AGE=30.0)])
+    assert not errors
+    assert X.shape == (2, 23) and X[1, FEATURE_NAMES.index("AGE")] == 30.0
+    assert X[0, 11] == 2682.5
+
+
+def test_check_matrix_reports_core_rules_with_row_numbers() -> None:
+    X = np.array([[GOOD[n] for n in FEATURE_NAMES]] * 3, dtype=float)
+    assert check_matrix(X) == []
+    X[2, FEATURE_NAMES.index("SEX")] = 3
+    X[1, FEATURE_NAMES.index("LIMIT_BAL")] = np.nan
+    errors = check_matrix(X)
+    assert {(e.record, e.field) for e in errors} == {(1, "LIMIT_BAL"), (2, "SEX")}
+    assert next(e for e in errors if e.field == "SEX").rule == "must be one of [1, 2]"
+
+
+@pytest.mark.parametrize("body,status,field", [
+    ({"instances": []}, 400, "instances"),
+    ({"instances": [GOOD] * 11}, 413, "instances"),
+    ({"instances": "x"}, 400, "instances"),
+    ({"records": [GOOD]}, 400, "records"),
+    ([GOOD], 400, "<body>"),
+    ({"instances": [dict(GOOD, AGE="x")]}, 400, "AGE"),
+])
+def test_parse_v1_rejections(body: Any, status: int, field: str) -> None:
+    with pytest.raises(RequestRejected) as info:
+        parse_v1(body, 10)
+    assert info.value.status == status
+    assert any(e.field == field for e in info.value.errors)
+    assert info.value.body()["errors"][0].keys() == {"record", "field", "value", "rule"}
+
+
+def _v2(records: list[dict[str, Any]], **overrides: Any) -> InferRequest:
+    inputs = []
+    for n in FEATURE_NAMES:
+        inp = InferInput(n, [len(records)], "FP64", data=[r[n] for r in records])
+        inputs.append(inp)
+    return InferRequest("m", inputs, **overrides)
+
+
+def test_parse_v2_columnar_and_matrix() -> None:
+    X = parse_v2(_v2([GOOD, GOOD]), 10)
+    assert X.shape == (2, 23)
+    flat = X.ravel().tolist()
+    m = InferRequest("m", [InferInput("input-0", [2, 23], "FP64", data=flat)])
+    assert np.array_equal(parse_v2(m, 10, allow_matrix=True), X)
+    with pytest.raises(RequestRejected):  # the transformer does not take a bare matrix
+        parse_v2(m, 10)
+    raw = InferInput("input-0", [2, 23], "FP64")
+    raw.set_data_from_numpy(X, binary_data=True)
+    assert np.array_equal(parse_v2(InferRequest("m", [raw]), 10, allow_matrix=True), X)
+
+
+def test_parse_v2_rejections() -> None:
+    req = _v2([GOOD])
+    req.inputs[3].shape = [2]
+    with pytest.raises(RequestRejected) as info:
+        parse_v2(req, 10)
+    assert info.value.errors[0].field == "MARRIAGE"
+    req = _v2([GOOD])
+    req.inputs = req.inputs[1:]
+    with pytest.raises(RequestRejected) as info:
+        parse_v2(req, 10)
+    assert [e.field for e in info.value.errors] == ["LIMIT_BAL"]
+
+
+def test_served_model_round_trip() -> None:
+    s = ServedModel("credit-default", "7", 0.2, (("low", 0.3), ("high", 1.0)))
+    assert ServedModel.decode(s.encode()) == s
+    assert s.metadata().threshold == 0.2
+
+
+# --------------------------------------------------------------------------------------
+# Explanations
+# --------------------------------------------------------------------------------------
+
+
+def test_attribution_matrix_splits_each_feature_over_its_sources() -> None:
+    m = explain.attribution_matrix()
+    assert m.shape == (len(OUTPUT_NAMES), len(FEATURE_NAMES))
+    assert np.allclose(m.sum(axis=1), 1.0)
+    util1 = OUTPUT_NAMES.index("UTIL_1")
+    assert set(np.flatnonzero(m[util1])) == {FEATURE_NAMES.index(s)
+                                            for s in OUTPUT_SOURCES[util1]}
+    assert np.array_equal(m[: len(FEATURE_NAMES)], np.eye(len(FEATURE_NAMES)))
+
+
+def test_reason_codes_rank_positive_contributions() -> None:
+    contrib = np.zeros((2, 23))
+    contrib[0, [4, 5, 9, 1]] = [0.1, 0.5, 0.3, -0.9]
+    X = np.ones((2, 23))
+    X[0, 5] = 2.0
+    reasons = explain.reason_codes(contrib, X)
+    assert [r["field"] for r in reasons[0]] == ["PAY_0", "PAY_5", "AGE"]
+    assert reasons[0][0]["value"] == 2
+    assert reasons[1] == []  # nothing raises the probability
+
+
+class _FakeScorer:
+    def contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(1)
+        return rng.normal(size=(len(X), len(OUTPUT_NAMES))), np.full(len(X), -1.0)
+
+
+class _FakeModel:
+    scorer = _FakeScorer()
+
+
+def test_field_contributions_keep_the_total() -> None:
+    X = np.ones((4, 23))
+    fields, bias = explain.field_contributions(_FakeModel(), X)
+    raw, _ = _FakeScorer().contributions(X)
+    assert fields.shape == (4, 23)
+    assert np.allclose(fields.sum(axis=1), raw.sum(axis=1))
+    assert np.array_equal(bias, np.full(4, -1.0))
+
+
+# --------------------------------------------------------------------------------------
+# Metrics
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("err,category", [
+    (FieldError(0, "AGE", None, "required field is missing"), "missing"),
+    (FieldError(0, "FOO", 1, "unknown field (not in the feature contract)"), "unknown_field"),
+    (FieldError(0, "AGE", "x", "must be an integer in [18, 100]"), "type"),
+    (FieldError(0, "AGE", 7, "must be an integer in [18, 100]"), "range"),
+    (FieldError(0, "AGE", 30.5, "must be an integer in [18, 100]"), "integer"),
+    (FieldError(0, "SEX", 3, "must be one of [1, 2]"), "code"),
+    (FieldError(0, "AGE", "inf", "must be a finite number"), "not_finite"),
+    (FieldError(-1, "<body>", None, "must be valid JSON (x)"), "json"),
+    (FieldError(-1, "instances", 0, "at least 1 record"), "empty_batch"),
+    (FieldError(-1, "content-type", "text/plain", "must be application/json"),
+     "content_type"),
+])
+def test_rule_categories(err: FieldError, category: str) -> None:
+    assert metrics.rule_category(err) == category
+
+
+def test_field_labels_are_bounded() -> None:
+    assert metrics.field_label("AGE") == "AGE"
+    assert metrics.field_label("<body>") == "<body>"
+    assert metrics.field_label("whatever-a-client-sends") == "<unknown>"
+
+
+def test_score_collector_histogram() -> None:
+    c = metrics.ScoreCollector()
+    c.observe(np.array([0.01, 0.05, 0.5, 0.99]), ["approve", "approve", "decline", "decline"])
+    hist, dec = list(c.collect())
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for s in hist.samples}
+    assert samples[("creditrisk_predicted_probability_bucket", (("le", "0.05"),))] == 2
+    assert samples[("creditrisk_predicted_probability_bucket", (("le", "+Inf"),))] == 4
+    assert samples[("creditrisk_predicted_probability_count", ())] == 4
+    assert {s.labels["decision"]: s.value for s in dec.samples} == {"approve": 2,
+                                                                     "decline": 2}
+
+
+# --------------------------------------------------------------------------------------
+# Prediction log
+# --------------------------------------------------------------------------------------
+
+
+def _batch(rid: str, n: int, ts: float | None = None) -> Batch:
+    X = np.tile(np.array([GOOD[k] for k in FEATURE_NAMES], dtype=float), (n, 1))
+    p = np.linspace(0.1, 0.9, n)
+    return Batch(rid, ts or time.time(), "credit-default", "3", X, p,
+                 ["approve"] * n, ["low"] * n)
+
+
+def test_prediction_log_local_close_flushes_everything(tmp_path: Path) -> None:
+    plog = PredictionLog(str(tmp_path / "log"), interval_s=60)  # no timed drain
+    day = time.mktime((2026, 3, 1, 12, 0, 0, 0, 0, -1))
+    for i in range(50):
+        assert plog.submit(_batch(f"r{i}", i % 4 + 1))
+    assert plog.submit(_batch("old", 2, ts=day))
+    plog.close()
+    assert not plog.submit(_batch("late", 1))  # closed: counted as dropped
+    frame = read_prediction_log(str(tmp_path / "log"))
+    assert len(frame) == sum(i % 4 + 1 for i in range(50)) + 2
+    assert set(FEATURE_NAMES) <= set(frame.columns)
+    assert (tmp_path / "log" / "date=2026-03-01").is_dir()
+    assert len(read_prediction_log(str(tmp_path / "log"), dates=["2026-03-01"])) == 2
+    assert plog.written == len(frame) and plog.dropped == 1
+
+
+def test_prediction_log_s3(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in s3_server.items():
+        if k != "endpoint":
+            monkeypatch.setenv(k, v)
+    import boto3
+
+    boto3.client("s3", endpoint_url=s3_server["endpoint"]).create_bucket(Bucket="predlog")
+    plog = PredictionLog("s3://predlog/prod/predictions", interval_s=0.05,
+                         upload_interval_s=60)
+    for i in range(20):
+        plog.submit(_batch(f"s{i}", 3))
+    plog.close()
+    frame = read_prediction_log("s3://predlog/prod/predictions")
+    assert len(frame) == 60
+    assert frame["request_id"].nunique() == 20

@@ -47,7 +47,7 @@ class PromotedRun:
     stderr: str
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def promoted_run(tmp_path_factory: pytest.TempPathFactory, real_data_path: Path,
                  fast_config: Path) -> Iterator[PromotedRun]:
     """`creditrisk pipeline run training --local` on the real data file, in a fresh

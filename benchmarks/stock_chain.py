@@ -1,0 +1,65 @@
+"""The "stock" KServe chain the benchmark compares with: a plain KServe transformer
+(records -> pandas DataFrame -> v1 call through KServe's default httpx client) in front
+of a plain KServe predictor (DataFrame -> the sklearn pipeline's ``predict_proba``), both
+with KServe's default settings. No validation, no prediction log, no metrics of ours.
+
+    python benchmarks/stock_chain.py predictor --model_dir DIR --http_port P
+    python benchmarks/stock_chain.py transformer --predictor_host 127.0.0.1:P --http_port T
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import kserve
+import pandas as pd
+
+from creditrisk.contract import FEATURE_NAMES
+
+
+class StockPredictor(kserve.Model):
+    def __init__(self, name: str, model_dir: str) -> None:
+        super().__init__(name)
+        self.model_dir = model_dir
+        self.pipeline: Any = None
+
+    def load(self) -> bool:
+        from creditrisk.model import load_model_dir
+
+        self.pipeline = load_model_dir(self.model_dir).pipeline
+        self.ready = True
+        return True
+
+    def predict(self, payload: Any, headers: Any = None) -> dict[str, Any]:
+        frame = pd.DataFrame(payload["instances"], columns=list(FEATURE_NAMES))
+        return {"predictions": self.pipeline.predict_proba(frame)[:, 1].tolist()}
+
+
+class StockTransformer(kserve.Model):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.ready = True
+
+    def preprocess(self, payload: Any, headers: Any = None) -> dict[str, Any]:
+        frame = pd.DataFrame(payload["instances"], columns=list(FEATURE_NAMES))
+        return {"instances": frame.to_numpy().tolist()}
+
+    def postprocess(self, result: Any, headers: Any = None,
+                    response_headers: Any = None) -> Any:
+        return result
+
+
+if __name__ == "__main__":
+    role = sys.argv.pop(1)
+    parser = argparse.ArgumentParser(parents=[kserve.model_server.parser])
+    parser.add_argument("--model_dir", default=None)
+    args, _ = parser.parse_known_args()
+    if role == "predictor":
+        model: kserve.Model = StockPredictor("credit-default", args.model_dir)
+        model.load()
+    else:
+        model = StockTransformer("credit-default")
+    kserve.ModelServer(http_port=args.http_port, grpc_port=args.grpc_port,
+                       enable_grpc=False).start([model])

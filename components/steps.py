@@ -162,7 +162,7 @@ def gate(
     config: Input[Artifact],
     tracking_uri: str,
     decision: Output[Artifact],
-) -> NamedTuple("GateOutputs", [("passed", bool), ("champion_version", str)]):
+) -> NamedTuple("GateOutputs", [("passed", bool), ("champion_version", str)]):  # type: ignore[valid-type]
     """Judge the candidate against the gate's floors and the current @champion, both
     scored on the same held-out split. Moves nothing."""
     from collections import namedtuple
@@ -174,8 +174,8 @@ def gate(
                              config_path=config.path, decision_path=decision.path,
                              tracking_uri=tracking_uri)
     decision.metadata.update({"passed": result["passed"], "reasons": result["reasons"]})
-    outputs = namedtuple("GateOutputs", ["passed", "champion_version"])
-    return outputs(result["passed"], result["champion_version"] or "")
+    GateOutputs = namedtuple("GateOutputs", ["passed", "champion_version"])
+    return GateOutputs(result["passed"], result["champion_version"] or "")
 
 
 @dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)

@@ -198,7 +198,7 @@ def run_local(
     logging.getLogger().addFilter(timer)
     t0 = time.perf_counter()
     try:
-        with _quiet_local_warnings(), contextlib.redirect_stdout(tee):  # type: ignore[type-var]
+        with _quiet_local_warnings(), contextlib.redirect_stdout(tee):
             task = pipeline(**arguments)
     except RuntimeError as exc:
         if "finished with status" not in str(exc):

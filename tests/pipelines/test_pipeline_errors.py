@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pipeline_helpers import free_port, run_cli, use_home
@@ -148,7 +149,7 @@ def test_register_refuses_a_failed_gate_and_a_moved_champion(
     from creditrisk.registry import show
 
     before = show()
-    kwargs = {"evaluation_dir": run_dir / "evaluate" / "evaluation",
+    kwargs: dict[str, Any] = {"evaluation_dir": run_dir / "evaluate" / "evaluation",
               "model_dir": run_dir / "train" / "model"}
     stale = tmp_path / "stale.json"
     stale.write_text(json.dumps(decision))  # judged with no champion; now there is one

@@ -277,7 +277,7 @@ def main() -> None:
 
     load_name = "wrk" if shutil.which("wrk") else "aiohttp client"
     print(f"\nload generator: {load_name}; cores: {os.cpu_count()}; "
-          f"load average before: {os.getloadavg()[0]:.2f}")
+          f"1-min load average at the end: {os.getloadavg()[0]:.2f}")
     print(f"{'chain':6} {'1-rec rps':>10} {'p50 ms':>7} {'p99 ms':>7} {'non2xx':>6} "
           f"{'CPU us/req T+P':>16} {'batch rec/s':>12} {'p50 ms':>7} {'p99 ms':>7} "
           f"{'max|dp|':>9}")

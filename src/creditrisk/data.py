@@ -82,7 +82,7 @@ def read_raw(path: Path) -> pd.DataFrame:
         elif suffix in (".xls", ".xlsx"):
             df = pd.read_excel(path, header=0)
             # UCI's sheet has a first header row X1..X23, Y above the real names.
-            if "X1" in df.columns or "Y" in df.columns and ID_COLUMN not in df.columns:
+            if "X1" in df.columns or ("Y" in df.columns and ID_COLUMN not in df.columns):
                 df = pd.read_excel(path, header=1)
         elif suffix == ".parquet":
             df = pd.read_parquet(path)

@@ -330,7 +330,8 @@ def submit(
     import kfp
 
     experiment = experiment or get_settings().experiment_name
-    with tempfile.TemporaryDirectory() as tmp:
+    # kfp.Client prints links to stdout: keep stdout for the command's JSON.
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(sys.stderr):
         package = compile_pipeline(name, Path(tmp) / f"{name}.yaml", cluster=cluster)
         try:
             client = kfp.Client(host=host, namespace=namespace)

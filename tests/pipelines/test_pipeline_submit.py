@@ -1,0 +1,126 @@
+"""`creditrisk pipeline submit` through the real kfp.Client, against a recording HTTP
+endpoint that answers the few Kubeflow Pipelines v2beta1 calls a submission makes (no
+cluster here). It checks what a cluster would receive: the cluster variant's spec with
+its Secrets, the parameters, the experiment, the schedule."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from pipeline_helpers import run_cli
+
+pytestmark = pytest.mark.unit
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    requests: ClassVar[list[tuple[str, str, Any]]] = []
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _reply(self, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self.requests.append(("GET", self.path, None))
+        if self.path.startswith("/apis/v2beta1/healthz"):
+            self._reply({"multi_user": False})
+        else:  # experiment look-up by name: none yet
+            self._reply({"experiments": [], "total_size": 0})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        self.requests.append(("POST", self.path, body))
+        if self.path.startswith("/apis/v2beta1/experiments"):
+            self._reply({"experiment_id": "exp-1", "display_name": body["display_name"]})
+        elif self.path.startswith("/apis/v2beta1/recurringruns"):
+            self._reply({"recurring_run_id": "rr-1", "display_name": body["display_name"]})
+        else:
+            self._reply({"run_id": "run-1", "display_name": body.get("display_name")})
+
+
+@pytest.fixture
+def kfp_endpoint() -> Iterator[tuple[str, list[tuple[str, str, Any]]]]:
+    _Recorder.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", _Recorder.requests
+    finally:
+        server.shutdown()
+
+
+def _posted(requests: list[tuple[str, str, Any]], prefix: str) -> dict[str, Any]:
+    [body] = [b for m, p, b in requests if m == "POST" and p.startswith(prefix)]
+    return body
+
+
+def _spec(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pipeline spec and platform spec of a submission (kfp.Client sends both when a
+    platform spec exists)."""
+    spec = body["pipeline_spec"]
+    return spec["pipeline_spec"], spec["platform_spec"]
+
+
+def test_submit_training_run(kfp_endpoint, fast_config: Path) -> None:
+    host, requests = kfp_endpoint
+    proc = run_cli("submit", "training", "--host", host, "--experiment", "credit-nightly",
+                   "--data", "s3://datasets/credit.csv", "--config", str(fast_config),
+                   "--min-roc-auc", "0.78", "--run-name", "retrain-1", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["run_id"] == "run-1" and out["url"] == f"{host}/#/runs/details/run-1"
+
+    assert _posted(requests, "/apis/v2beta1/experiments")["display_name"] == "credit-nightly"
+    run = _posted(requests, "/apis/v2beta1/runs")
+    assert run["display_name"] == "retrain-1" and run["experiment_id"] == "exp-1"
+    spec, platform = _spec(run)
+    assert spec["pipelineInfo"]["name"] == "creditrisk-training-cluster"
+    secrets = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(secrets) == {"exec-ingest", "exec-gate", "exec-register-and-promote"}
+    params = run["runtime_config"]["parameters"]
+    # the config file's text travels (its local path means nothing on the cluster)
+    assert params["config"] == fast_config.read_text()
+    assert params["data_uri"] == "s3://datasets/credit.csv"
+    assert params["min_roc_auc"] == 0.78
+    assert params["max_brier"] == -1.0  # unset: the config's gate value applies
+    assert "tracking_uri" in params and params["tracking_uri"] == ""
+
+
+def test_submit_recurring_batch_scoring(kfp_endpoint) -> None:
+    host, requests = kfp_endpoint
+    proc = run_cli("submit", "batch-scoring", "--host", host, "--input",
+                   "s3://incoming/clients.csv", "--output",
+                   "s3://scored/{date}/{run_id}.parquet", "--cron", "0 0 2 * * *",
+                   "--s3-secret", "minio-creds", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["recurring_run_id"] == "rr-1"
+    job = _posted(requests, "/apis/v2beta1/recurringruns")
+    assert job["trigger"]["cron_schedule"]["cron"] == "0 0 2 * * *"
+    assert int(job["max_concurrency"]) == 1  # never two scorings of the same day at once
+    from creditrisk.settings import get_settings
+
+    assert _posted(requests, "/apis/v2beta1/experiments")["display_name"] == (
+        get_settings().experiment_name)
+    assert job["no_catchup"] is True
+    spec, platform = _spec(job)
+    assert spec["pipelineInfo"]["name"] == "creditrisk-batch-scoring-cluster"
+    assert "exec-batch-score" in platform["platforms"]["kubernetes"]["deploymentSpec"][
+        "executors"]
+    params = job["runtime_config"]["parameters"]
+    assert params["input_uri"] == "s3://incoming/clients.csv"
+    assert params["output_uri"] == "s3://scored/{date}/{run_id}.parquet"
+    assert params["s3_secret"] == "minio-creds" and "mlflow_secret" not in params

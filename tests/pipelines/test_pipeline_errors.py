@@ -91,6 +91,16 @@ def test_cli_refuses_mixed_or_missing_options(tmp_path: Path) -> None:
 
 
 @pytest.mark.unit
+def test_no_data_file_and_no_canonical_file() -> None:
+    from creditrisk.settings import get_settings
+
+    proc = run_cli("run", "training", "--local")
+    assert proc.returncode == 2
+    assert f"no data: {get_settings().canonical_data_path} does not exist" in proc.stderr
+    assert "creditrisk data fetch" in proc.stderr
+
+
+@pytest.mark.unit
 def test_submit_to_an_unreachable_endpoint_is_a_clear_error(fast_config: Path) -> None:
     host = f"http://127.0.0.1:{free_port()}"
     proc = run_cli("submit", "training", "--host", host, "--data", "s3://data/credit.csv",

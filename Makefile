@@ -9,8 +9,8 @@ SHARED_DATA ?= ../shared/data/default_of_credit_card_clients.csv
 CONFIG ?= configs/train.yaml
 OUT ?= outputs/train
 
-.PHONY: help install data train promote demo test test-all test-unit lint typecheck \
-        check pipelines clean
+.PHONY: help install data train demo test test-all test-unit lint typecheck \
+        pipelines pipeline-local serve bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -33,11 +33,23 @@ data: install  ## import the data: the local copy if present, else download the 
 train: install  ## train with $(CONFIG), register the model in MLflow
 	$(BIN)/creditrisk train --config $(CONFIG) --out $(OUT)
 
-demo: data  ## the main job on the embedded default: data, train, register, gate, show
-	$(BIN)/creditrisk train --config $(CONFIG) --out $(OUT) > $(OUT).json
-	$(BIN)/creditrisk model promote $$($(PY) -c "import json;print(json.load(open('$(OUT).json'))['registered']['version'])") --config $(CONFIG)
+demo: data  ## the main job, embedded default: KFP training pipeline locally, then serve
+	$(BIN)/creditrisk pipeline run training --local --config $(CONFIG)
 	$(BIN)/creditrisk model show
-	@$(PY) -c "import json;m=json.load(open('$(OUT)/metrics.json'));[print(f'{k:28s} {m[k]}') for k in ('test_roc_auc','test_pr_auc','test_brier','cv_roc_auc_mean','baseline_test_roc_auc','threshold','train_seconds')]"
+	$(BIN)/creditrisk serve --smoke
+
+pipelines: install  ## compile the KFP pipelines into pipelines/compiled/ (golden files)
+	env -u CREDITRISK_IMAGE_REGISTRY -u CREDITRISK_IMAGE_TAG \
+	  $(BIN)/creditrisk pipeline compile --out pipelines/compiled
+
+pipeline-local: data  ## run the training pipeline locally (kfp.local, one process a step)
+	$(BIN)/creditrisk pipeline run training --local --config $(CONFIG)
+
+serve: install  ## serve @champion locally: KServe transformer :8080 -> predictor :8085
+	$(BIN)/creditrisk serve
+
+bench: install  ## serving benchmark: our chain vs the stock KServe chain (needs wrk)
+	$(PY) benchmarks/serving_bench.py --model_dir $(OUT)/model
 
 test: install  ## the default test run: unit + integration (+ e2e), lint and types
 	$(BIN)/ruff check .

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from creditrisk.cli_common import console, print_json, user_errors
 from creditrisk.cli_pipeline import pipeline_app
-from creditrisk.errors import CreditRiskError
 
 app = typer.Typer(
     name="creditrisk",
@@ -29,24 +27,6 @@ app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
 app.add_typer(pipeline_app, name="pipeline")
 
-console = Console(stderr=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def user_errors(fn: F) -> F:
-    """Print a :class:`CreditRiskError` as one message and exit 2, without a traceback."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except CreditRiskError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
 def _progress() -> tuple[Any, Callable[[str], None]]:
     status = console.status("starting")
 
@@ -55,10 +35,6 @@ def _progress() -> tuple[Any, Callable[[str], None]]:
         console.log(msg, highlight=False)
 
     return status, update
-
-
-def _print_json(obj: Any) -> None:
-    typer.echo(json.dumps(obj, indent=2, default=str))
 
 
 # --------------------------------------------------------------------------------------
@@ -86,7 +62,7 @@ def data_fetch(
                 else data.fetch(url=url, out=out, force=force))
     console.print(f"[green]wrote[/] {prov.canonical_path}: {prov.rows} rows, "
                   f"{prov.positives} defaults ({prov.positives / prov.rows:.2%})")
-    _print_json(prov.__dict__)
+    print_json(prov.__dict__)
 
 
 @data_app.command("validate")
@@ -179,7 +155,7 @@ def train(
             progress("registering in MLflow")
             reg = log_and_register(out_dir=out)
             result["registered"] = reg.__dict__
-    _print_json(result)
+    print_json(result)
 
 
 @app.command()
@@ -207,7 +183,63 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     write_plots(y, p, loaded.metadata.threshold, out / "plots")
     (out / "evaluation.json").write_text(json.dumps(result.as_dict(), indent=2))
-    _print_json({"model": loaded.uri, "version": loaded.version, **result.as_dict()})
+    print_json({"model": loaded.uri, "version": loaded.version, **result.as_dict()})
+
+
+# --------------------------------------------------------------------------------------
+# serve
+# --------------------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def serve(
+    model: Annotated[str | None, typer.Option(help="Model directory or registry URI "
+                                                   "(default: @champion).")] = None,
+    port: Annotated[int | None, typer.Option(help="Transformer HTTP port (default: "
+                                                  "settings).")] = None,
+    predictor_port: Annotated[int | None, typer.Option(help="Predictor HTTP port.")] = None,
+    protocol: Annotated[str, typer.Option(help="Transformer -> predictor: v2 or "
+                                               "grpc-v2.")] = "v2",
+    smoke: Annotated[bool, typer.Option(help="Send sample requests, print the answers, "
+                                             "stop.")] = False,
+) -> None:
+    """Run the KServe transformer and predictor locally (the embedded default).
+
+    The very same servers as in the cluster, as two processes on 127.0.0.1; Ctrl-C stops
+    both cleanly (the prediction log is flushed).
+    """
+    import signal
+    import threading
+
+    from creditrisk.serve.local import local_stack, smoke_requests
+    from creditrisk.settings import get_settings
+
+    settings = get_settings()
+    workdir = settings.home / "serving"
+    with console.status("starting predictor and transformer"), local_stack(
+        model, workdir=workdir, protocol=protocol,
+        transformer_port=port or settings.transformer_http_port,
+        predictor_port=predictor_port or settings.predictor_http_port,
+    ) as (predictor, transformer):
+        console.print(f"[green]predictor[/]   {predictor.url}  (log {predictor.log_path})")
+        console.print(f"[green]transformer[/] {transformer.url}  (log "
+                      f"{transformer.log_path})")
+        if smoke:
+            print_json(smoke_requests(transformer.url, settings.model_name))
+            return
+        console.print(f"POST {transformer.url}/v1/models/{settings.model_name}:predict "
+                      "— Ctrl-C to stop")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            while not stop.wait(1.0):
+                for proc in (predictor, transformer):
+                    if proc.proc is not None and proc.proc.poll() is not None:
+                        console.print(f"[red]{proc.name} exited[/]; see {proc.log_path}")
+                        stop.set()
+        except KeyboardInterrupt:
+            pass
 
 
 # --------------------------------------------------------------------------------------
@@ -233,7 +265,7 @@ def model_promote(
     cfg = load_config(config)
     frame = load_dataset(test_data) if test_data else None
     decision = promote(version=version, gate=cfg.gate, test_data=frame, dry_run=dry_run)
-    _print_json(decision.as_dict())
+    print_json(decision.as_dict())
     verdict = "[green]promoted[/]" if decision.promoted else "[yellow]not promoted[/]"
     console.print(f"{verdict}: version {version}")
 
@@ -254,7 +286,7 @@ def model_show() -> None:
     """Aliases, versions, key metrics and gate results of the registered model."""
     from creditrisk.registry import show
 
-    _print_json(show())
+    print_json(show())
 
 
 def main() -> None:

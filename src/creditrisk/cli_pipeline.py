@@ -7,18 +7,15 @@ user can act on is printed as one message (exit 2), never only as a traceback.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Callable
 from enum import StrEnum
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-from creditrisk.errors import CreditRiskError
+from creditrisk.cli_common import print_json, user_errors
 
 pipeline_app = typer.Typer(
     help="Kubeflow Pipelines: run the training and batch-scoring pipelines locally, "
@@ -27,28 +24,9 @@ pipeline_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
 class Pipeline(StrEnum):
     training = "training"
     batch_scoring = "batch-scoring"
-
-
-def _user_errors(fn: F) -> F:
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except CreditRiskError as exc:
-            typer.secho(f"error: {exc}", fg="red", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _print_json(obj: Any) -> None:
-    typer.echo(json.dumps(obj, indent=2, default=str))
 
 
 def _thresholds(min_roc_auc: float | None, min_pr_auc: float | None, max_brier: float | None,
@@ -102,7 +80,7 @@ def _arguments(pipeline: Pipeline, *, data: str | None, config: str | None,
 
 
 @pipeline_app.command("run")
-@_user_errors
+@user_errors
 def run(
     pipeline: Annotated[Pipeline, typer.Argument(help="training or batch-scoring")],
     local: Annotated[bool, typer.Option(
@@ -140,16 +118,16 @@ def run(
                                          log_stream=devnull if quiet else sys.stderr)
     if pipeline is Pipeline.training:
         summary = orchestration.summarise_training(result)
-        _print_json(summary)
+        print_json(summary)
         verdict = (f"promoted: version {summary['model_version']} is @champion"
                    if summary["promoted"] else "not promoted: the gate did not pass")
         typer.secho(verdict, fg="green" if summary["promoted"] else "yellow", err=True)
     else:
-        _print_json(orchestration.summarise_scoring(result))
+        print_json(orchestration.summarise_scoring(result))
 
 
 @pipeline_app.command("submit")
-@_user_errors
+@user_errors
 def submit(
     pipeline: Annotated[Pipeline, typer.Argument(help="training or batch-scoring")],
     host: Annotated[str, typer.Option(help="Kubeflow Pipelines API endpoint, e.g. "
@@ -204,13 +182,13 @@ def submit(
     elif s3_secret or mlflow_secret:
         raise orchestration.PipelineError("--s3-secret/--mlflow-secret need the cluster "
                                           "variant (drop --portable)")
-    _print_json(orchestration.submit(pipeline.value, args, host=host, experiment=experiment,
+    print_json(orchestration.submit(pipeline.value, args, host=host, experiment=experiment,
                                      run_name=run_name, namespace=namespace, cron=cron,
                                      cluster=not portable))
 
 
 @pipeline_app.command("compile")
-@_user_errors
+@user_errors
 def compile_(
     out: Annotated[Path, typer.Option(help="Directory for the compiled YAML files.")] = Path(
         "pipelines/compiled"),

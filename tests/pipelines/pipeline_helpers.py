@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import free_port
+
+__all__ = ["COMPILED", "REPO", "free_port", "run_cli", "use_home"]
 
 REPO = Path(__file__).resolve().parents[2]
 COMPILED = REPO / "pipelines" / "compiled"
@@ -33,7 +36,3 @@ def use_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
     reset_settings()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -9,24 +9,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.helpers import REPO, free_port, wait_http
 
-def _root_conftest():
-    """The shared helpers of tests/conftest.py (free_port, wait_http), imported by path:
-    the name ``conftest`` is taken by whichever conftest pytest imported last."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_creditrisk_tests_conftest", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_root = _root_conftest()
-REPO: Path = _root.REPO
-free_port = _root.free_port
-wait_http = _root.wait_http
+__all__ = ["REPO", "Server", "free_port", "wait_http"]
 
 
 @dataclass

@@ -1,0 +1,183 @@
+"""The serving stack of the embedded default: the same KServe predictor and transformer
+that run in the cluster, started as local processes on 127.0.0.1.
+
+Used by ``creditrisk serve``, by the serving tests and by the benchmark.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from creditrisk.errors import CreditRiskError
+
+READY_PATH = "/v2/health/ready"
+
+
+class ServingError(CreditRiskError):
+    """A local server did not start."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, *, timeout_s: float = 90.0, proc: subprocess.Popen | None = None
+               ) -> None:
+    """Poll ``url`` until it answers 2xx; fail early if ``proc`` exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise ServingError(f"the server for {url} exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    raise ServingError(f"{url} was not ready after {timeout_s:g}s")
+
+
+@dataclass
+class ServerProcess:
+    """One KServe server process on 127.0.0.1."""
+
+    name: str
+    cmd: list[str]
+    env: dict[str, str]
+    http_port: int
+    grpc_port: int
+    log_path: Path
+    proc: subprocess.Popen | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self, *, timeout_s: float = 90.0) -> ServerProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=log,
+                                         stderr=subprocess.STDOUT)
+        try:
+            wait_ready(self.url + READY_PATH, timeout_s=timeout_s, proc=self.proc)
+        except ServingError as exc:
+            self.stop()
+            tail = self.log_path.read_text(errors="replace")[-3000:]
+            raise ServingError(f"{self.name} did not start: {exc}\n{tail}") from None
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 20.0) -> int | None:
+        """Stop cleanly (SIGTERM lets the prediction log flush), kill if it hangs."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+    def restart(self, *, timeout_s: float = 90.0) -> ServerProcess:
+        self.stop()
+        return self.start(timeout_s=timeout_s)
+
+
+def _env(home: Path | None, extra: dict[str, str] | None) -> dict[str, str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if home is not None:
+        env["CREDITRISK_HOME"] = str(home)
+    return {**env, **(extra or {})}
+
+
+def predictor_process(model: str | Path | None, *, workdir: Path, home: Path | None = None,
+                      http_port: int | None = None, grpc_port: int | None = None,
+                      args: Sequence[str] = (), env: dict[str, str] | None = None
+                      ) -> ServerProcess:
+    """The predictor serving ``model`` (a directory, or a registry URI; default @champion)."""
+    http, grpc = http_port or free_port(), grpc_port or free_port()
+    cmd = [sys.executable, "-m", "serving.predictor", "--http_port", str(http),
+           "--grpc_port", str(grpc)]
+    if model is not None:
+        is_dir = Path(str(model)).is_dir()
+        cmd += ["--model_dir" if is_dir else "--model_uri", str(model)]
+    return ServerProcess("predictor", [*cmd, *args], _env(home, env), http, grpc,
+                         workdir / f"predictor-{http}.log")
+
+
+def transformer_process(predictor: ServerProcess, *, workdir: Path, home: Path | None = None,
+                        protocol: str = "v2", prediction_log: str | Path | None = None,
+                        http_port: int | None = None, grpc_port: int | None = None,
+                        args: Sequence[str] = (), env: dict[str, str] | None = None
+                        ) -> ServerProcess:
+    """The transformer in front of ``predictor`` (REST v2, or gRPC v2)."""
+    http, grpc = http_port or free_port(), grpc_port or free_port()
+    target = predictor.grpc_port if protocol == "grpc-v2" else predictor.http_port
+    cmd = [sys.executable, "-m", "serving.transformer",
+           "--predictor_host", f"127.0.0.1:{target}", "--predictor_protocol", protocol,
+           "--http_port", str(http), "--grpc_port", str(grpc)]
+    extra: dict[str, str] = {}
+    if prediction_log is not None:
+        cmd += ["--prediction_log", str(prediction_log)]
+        extra["prediction_log"] = str(prediction_log)
+    return ServerProcess("transformer", [*cmd, *args], _env(home, env), http, grpc,
+                         workdir / f"transformer-{http}.log", extra=extra)
+
+
+@contextmanager
+def local_stack(model: str | Path | None, *, workdir: Path,
+                transformer_port: int | None = None, predictor_port: int | None = None,
+                protocol: str = "v2", prediction_log: str | Path | None = None
+                ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Predictor and transformer as processes; both stopped cleanly on exit."""
+    predictor = predictor_process(model, workdir=workdir, http_port=predictor_port)
+    predictor.start()
+    try:
+        transformer = transformer_process(predictor, workdir=workdir, protocol=protocol,
+                                          http_port=transformer_port,
+                                          prediction_log=prediction_log)
+        transformer.start()
+        try:
+            yield predictor, transformer
+        finally:
+            transformer.stop()
+    finally:
+        predictor.stop()
+
+
+def smoke_requests(transformer_url: str, model_name: str) -> dict[str, object]:
+    """One v1 predict, one v2 infer, one explain and one bad request, with their answers."""
+    import httpx
+
+    from creditrisk.model import input_example
+
+    record = {k: (v.item() if hasattr(v, "item") else v)
+              for k, v in input_example().iloc[0].to_dict().items()}
+    out: dict[str, object] = {}
+    with httpx.Client(base_url=transformer_url, timeout=10) as c:
+        r = c.post(f"/v1/models/{model_name}:predict", json={"instances": [record]})
+        out["v1_predict"] = {"status": r.status_code, "body": r.json()}
+        v2 = {"inputs": [{"name": k, "shape": [1], "datatype": "FP64", "data": [float(v)]}
+                         for k, v in record.items()]}
+        r = c.post(f"/v2/models/{model_name}/infer", json=v2)
+        out["v2_infer"] = {"status": r.status_code, "body": r.json()}
+        r = c.post(f"/v1/models/{model_name}:explain", json={"instances": [record]})
+        out["v1_explain"] = {"status": r.status_code, "body": r.json()}
+        bad = {**record, "AGE": 7, "EDUCATION": "university"}
+        r = c.post(f"/v1/models/{model_name}:predict", json={"instances": [bad]})
+        out["bad_request"] = {"status": r.status_code, "body": r.json()}
+    return out

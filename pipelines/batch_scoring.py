@@ -12,10 +12,10 @@ signatures).
 
 from typing import NamedTuple
 
-from components import steps
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Metrics
 
+from components import steps
 from pipelines import cluster
 
 NAME = "creditrisk-batch-scoring"

@@ -19,10 +19,10 @@ signatures).
 
 from typing import NamedTuple
 
-from components import steps
 from kfp import dsl
 from kfp.dsl import Artifact, Metrics
 
+from components import steps
 from creditrisk.stages import FROM_CONFIG
 from pipelines import cluster
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tests.synthetic import synthetic_frame
 
 pytestmark = pytest.mark.integration

@@ -15,9 +15,9 @@ pytestmark = pytest.mark.integration
 
 def test_ingest_component_from_yaml_runs_locally(real_data_path: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    from components import steps
     from kfp import compiler, components, local
 
+    from components import steps
     from creditrisk.orchestration import _quiet_local_warnings
 
     path = tmp_path / "ingest.yaml"

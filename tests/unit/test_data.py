@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tests.synthetic import synthetic_frame
 
 from creditrisk import data
 from creditrisk.contract import FEATURE_NAMES, ID_COLUMN, TARGET
 from creditrisk.errors import DataError
 from creditrisk.settings import get_settings, reset_settings
+from tests.synthetic import synthetic_frame
 
 pytestmark = pytest.mark.unit
 

@@ -130,3 +130,37 @@ def test_split_is_stratified_and_deterministic() -> None:
     pd.testing.assert_frame_equal(a_test, b_test)
     assert abs(a_test[TARGET].mean() - df[TARGET].mean()) < 0.01
     assert set(a_train[ID_COLUMN]).isdisjoint(a_test[ID_COLUMN])
+
+
+def uci_xls(df: pd.DataFrame, path: Path) -> Path:
+    """Write a frame in the layout of UCI's .xls: a first header row X1..X23, Y above the
+    real names, the target named 'default payment next month'."""
+    import xlwt
+
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Data")
+    names = [ID_COLUMN, *FEATURE_NAMES, "default payment next month"]
+    codes = ["", *(f"X{i}" for i in range(1, len(FEATURE_NAMES) + 1)), "Y"]
+    for j, (code, name) in enumerate(zip(codes, names, strict=True)):
+        sheet.write(0, j, code)
+        sheet.write(1, j, name)
+    values = df[[ID_COLUMN, *FEATURE_NAMES, TARGET]].to_numpy()
+    for i, row in enumerate(values, start=2):
+        for j, v in enumerate(row):
+            sheet.write(i, j, float(v))
+    book.save(str(path))
+    return path
+
+
+def test_fetch_the_uci_xls_layout(http_dir, tmp_path) -> None:
+    root, base = http_dir
+    df = synthetic_frame(80, seed=7)
+    xls = uci_xls(df, tmp_path / "default of credit card clients.xls")
+    with zipfile.ZipFile(root / "uci.zip", "w") as zf:
+        zf.write(xls, xls.name)
+    prov = data.fetch(url=f"{base}/uci.zip")
+    out = data.load_dataset()
+    assert prov.rows == 80
+    assert out[TARGET].tolist() == df[TARGET].tolist()
+    assert out["PAY_0"].tolist() == df["PAY_0"].tolist()
+    assert out["AGE"].dtype.kind == "i"

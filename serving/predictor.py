@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_batch_size", type=int, default=s.max_batch_size)
     parser.add_argument("--log_requests", action="store_true",
                         help="Log a line per request (uvicorn access log, KServe timings).")
+    parser.add_argument("--no_fast_path", action="store_true",
+                        help="Serve :predict and /infer through KServe's FastAPI routes too "
+                             "(the fast path skips them; answers are the same).")
     parser.set_defaults(model_name=s.model_name, http_port=s.predictor_http_port,
                         grpc_port=s.predictor_grpc_port, enable_latency_logging=False)
     return parser

@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
                              f"(default {s.prediction_log_location}); 'off' disables it.")
     parser.add_argument("--log_requests", action="store_true",
                         help="Log a line per request (uvicorn access log, KServe timings).")
+    parser.add_argument("--no_fast_path", action="store_true",
+                        help="Serve :predict and /infer through KServe's FastAPI routes too "
+                             "(the fast path skips them; answers are the same).")
     parser.set_defaults(model_name=s.model_name, http_port=s.transformer_http_port,
                         grpc_port=s.transformer_grpc_port, predictor_protocol="v2",
                         enable_latency_logging=False)

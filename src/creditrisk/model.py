@@ -340,16 +340,20 @@ class _SingleRowPredictor:
             ctypes.c_int32(n_features), ctypes.c_char_p(b"num_threads=1"),
             ctypes.byref(self._config)))
         self._out_len = ctypes.c_int64()
+        # One input row and one output buffer, reused under the lock: their ctypes
+        # pointers are made once (``ndarray.ctypes.data_as`` costs microseconds a call).
+        self._row = np.empty(n_features, dtype=np.float64)
+        self._out = np.empty(1, dtype=np.float64)
+        self._row_ptr = self._row.ctypes.data_as(ctypes.c_void_p)
+        self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        self._out_len_ref = ctypes.byref(self._out_len)
 
     def predict(self, F: np.ndarray) -> np.ndarray:
-        ct = self._ctypes
-        row = np.ascontiguousarray(F[0], dtype=np.float64)
-        out = np.empty(1, dtype=np.float64)
         with self._lock:
+            self._row[:] = F[0]
             self._safe_call(self._lib.LGBM_BoosterPredictForMatSingleRowFast(
-                self._config, row.ctypes.data_as(ct.c_void_p), ct.byref(self._out_len),
-                out.ctypes.data_as(ct.POINTER(ct.c_double))))
-        return out
+                self._config, self._row_ptr, self._out_len_ref, self._out_ptr))
+            return self._out.copy()
 
     def __del__(self) -> None:
         import contextlib

@@ -64,6 +64,20 @@ def test_fast_path_equals_core_validator() -> None:
             assert np.array_equal(X1, X2)
 
 
+def test_single_row_check_equals_the_vectorised_one() -> None:
+    """row_is_suspect (one record, plain floats) flags exactly the rows suspect_cells does."""
+    from creditrisk.serve.protocol import row_is_suspect, suspect_cells
+
+    rng = np.random.default_rng(1)
+    base = np.array([GOOD[n] for n in FEATURE_NAMES], dtype=float)
+    specials = [np.nan, np.inf, -np.inf, 1.5, -3, 10**9, 0, 2.0, 7, 150, -2, 4, 1e300]
+    for _ in range(3000):
+        row = base.copy()
+        for _ in range(int(rng.integers(0, 3))):
+            row[int(rng.integers(0, len(row)))] = specials[int(rng.integers(0, len(specials)))]
+        assert row_is_suspect(row.tolist()) == bool(suspect_cells(row[None, :]).any()), row
+
+
 def test_fast_path_is_taken_for_clean_records_and_is_exact() -> None:
     X, errors = records_to_matrix([GOOD, dict(GOOD, AGE=30.0)])
     assert not errors

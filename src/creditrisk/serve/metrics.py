@@ -11,6 +11,7 @@ few microseconds, not a thousand ``observe`` calls.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -125,11 +126,15 @@ class ScoreCollector(Collector):
         self._uppers = np.asarray(buckets, dtype=np.float64)
         if self._uppers[-1] < 1.0:
             self._uppers = np.append(self._uppers, 1.0)
+        self._uppers_list = self._uppers.tolist()
         self._counts = np.zeros(len(self._uppers) + 1, dtype=np.int64)  # last: +Inf only
         self._sum = 0.0
         self._decisions: dict[str, int] = {}
 
     def observe(self, p: np.ndarray, decisions: Iterable[str] = ()) -> None:
+        if len(p) == 1:  # one record: no numpy calls (same bucket as searchsorted's)
+            self._observe_one(float(p[0]), decisions)
+            return
         idx = np.searchsorted(self._uppers, p, side="left")
         binned = np.bincount(idx, minlength=len(self._counts))
         total = float(np.sum(p))
@@ -141,6 +146,14 @@ class ScoreCollector(Collector):
             self._sum += total
             for d, n in dec.items():
                 self._decisions[d] = self._decisions.get(d, 0) + n
+
+    def _observe_one(self, p: float, decisions: Iterable[str]) -> None:
+        i = bisect_left(self._uppers_list, p) if p == p else len(self._uppers_list)
+        with self._lock:
+            self._counts[i] += 1
+            self._sum += p
+            for d in decisions:
+                self._decisions[d] = self._decisions.get(d, 0) + 1
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
@@ -161,6 +174,27 @@ class ScoreCollector(Collector):
         for d, n in sorted(decisions.items()):
             c.add_metric([d], n)
         yield c
+
+
+class StageLatency:
+    """KServe's own per-stage latency histograms (``request_preprocess_seconds``,
+    ``request_predict_seconds``, ``request_postprocess_seconds``) for a model served
+    without ``Model.__call__``, with the labelled children looked up once."""
+
+    def __init__(self, model_name: str) -> None:
+        from kserve.metrics import POST_HIST_TIME, PRE_HIST_TIME, PREDICT_HIST_TIME, get_labels
+
+        labels = get_labels(model_name)
+        self._pre = PRE_HIST_TIME.labels(**labels)
+        self._predict = PREDICT_HIST_TIME.labels(**labels)
+        self._post = POST_HIST_TIME.labels(**labels)
+
+    def observe(self, started: float, preprocessed: float, predicted: float,
+                done: float) -> None:
+        """Stage boundaries as ``time.perf_counter()`` readings."""
+        self._pre.observe(max(preprocessed - started, 0.0))
+        self._predict.observe(max(predicted - preprocessed, 0.0))
+        self._post.observe(max(done - predicted, 0.0))
 
 
 _score_collector: ScoreCollector | None = None

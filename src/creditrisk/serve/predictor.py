@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import kserve
+import numpy as np
+import orjson
 import yaml
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
@@ -22,8 +25,11 @@ from creditrisk.serve.protocol import (
     MATRIX_INPUT,
     MODEL_PARAMETER,
     N_FEATURES,
+    NOT_PLAIN,
     PROBABILITY_OUTPUT,
     ServedModel,
+    check_batch_size,
+    checked_matrix,
     new_request_id,
     parse_v1,
     parse_v2,
@@ -61,6 +67,7 @@ class CreditPredictor(kserve.Model):
         self.model: LoadedModel | None = None
         self.served: ServedModel | None = None
         self._served_param = ""
+        self._latency = metrics.StageLatency(name)
 
     def load(self) -> bool:
         self.model = load_model(self.source)
@@ -93,20 +100,27 @@ class CreditPredictor(kserve.Model):
         return {"predictions": p.tolist(), "model_name": self.served.model_name,
                 "model_version": self.served.model_version}
 
+    def _score(self, X: np.ndarray, with_contributions: bool) -> list[np.ndarray]:
+        """Probabilities (and contributions per input field and bias), observed."""
+        assert self.model is not None
+        p = self.model.predict_proba(X)
+        out = [p]
+        if with_contributions:
+            out += explain.field_contributions(self.model, X)
+        metrics.score_collector().observe(p)
+        return out
+
     def _predict_v2(self, request: InferRequest) -> InferResponse:
         assert self.model is not None and self.served is not None
         grpc = bool(request.from_grpc)
         try:
             X = parse_v2(request, self.max_batch_size, allow_matrix=True)
-            p = self.model.predict_proba(X)
-            n = len(p)
-            outputs = [InferOutput(PROBABILITY_OUTPUT, [n], "FP64", data=p.tolist())]
             params = request.parameters or {}
-            if _flag(params.get(EXPLAIN_PARAMETER)):
-                contrib, bias = explain.field_contributions(self.model, X)
-                outputs.append(InferOutput(CONTRIBUTIONS_OUTPUT, [n, N_FEATURES], "FP64",
-                                           data=contrib.ravel().tolist()))
-                outputs.append(InferOutput(BIAS_OUTPUT, [n], "FP64", data=bias.tolist()))
+            scored = self._score(X, _flag(params.get(EXPLAIN_PARAMETER)))
+            n = len(scored[0])
+            outputs = [InferOutput(name, [n, N_FEATURES] if a.ndim == 2 else [n], "FP64",
+                                   data=a.ravel().tolist())
+                       for name, a in zip(_OUTPUT_NAMES, scored, strict=False)]
         except Exception:
             if grpc:
                 metrics.REQUESTS.labels(server="predictor", protocol="grpc-v2",
@@ -115,7 +129,6 @@ class CreditPredictor(kserve.Model):
         if grpc:
             metrics.REQUESTS.labels(server="predictor", protocol="grpc-v2", verb="infer",
                                     status="200").inc()
-        metrics.score_collector().observe(p)
         return InferResponse(
             response_id=request.id or new_request_id(),
             model_name=self.name,
@@ -124,6 +137,60 @@ class CreditPredictor(kserve.Model):
             parameters={MODEL_PARAMETER: self._served_param},
             use_binary_outputs=request.use_binary_outputs,
         )
+
+
+    def infer_binary(self, body: bytes, json_length: int) -> Any:
+        """The transformer's request — one FP64 ``[n, 23]`` tensor in the binary tensor
+        extension, binary output asked for — scored without building KServe's request and
+        response objects: the same checks, model and metrics as :meth:`predict`, the same
+        answer as KServe would encode (``(body, json_length)``). Any other request:
+        :data:`NOT_PLAIN`, and it goes through ``Model.__call__``."""
+        assert self.served is not None
+        started = time.perf_counter()
+        try:
+            head = orjson.loads(body[:json_length])
+        except orjson.JSONDecodeError:
+            return NOT_PLAIN
+        if type(head) is not dict or not head.keys() <= _BINARY_REQUEST_KEYS:
+            return NOT_PLAIN
+        inputs, params, rid = head.get("inputs"), head.get("parameters"), head.get("id")
+        if (type(inputs) is not list or len(inputs) != 1 or type(params) is not dict
+                or params.get("binary_data_output") is not True
+                or not params.keys() <= _BINARY_PARAMETERS
+                or (rid is not None and type(rid) is not str)):
+            return NOT_PLAIN
+        inp = inputs[0]
+        shape = inp.get("shape") if type(inp) is dict else None
+        if (type(shape) is not list or len(shape) != 2 or type(shape[0]) is not int
+                or shape[1] != N_FEATURES or inp.get("name") != MATRIX_INPUT
+                or inp.get("datatype") != "FP64" or shape[0] < 0
+                or inp.get("parameters") != {"binary_data_size": shape[0] * N_FEATURES * 8}
+                or len(body) != json_length + shape[0] * N_FEATURES * 8):
+            return NOT_PLAIN
+        n = shape[0]
+        check_batch_size(n, self.max_batch_size, "inputs")
+        X = checked_matrix(np.frombuffer(body, "<f8", n * N_FEATURES, json_length)
+                           .reshape(n, N_FEATURES))
+        decoded = time.perf_counter()
+        scored = self._score(X, _flag(params.get(EXPLAIN_PARAMETER)))
+        predicted = time.perf_counter()
+        outputs, raw = [], []
+        for name, a in zip(_OUTPUT_NAMES, scored, strict=False):
+            data = np.ascontiguousarray(a, dtype="<f8").tobytes()
+            outputs.append({"name": name, "shape": list(a.shape), "datatype": "FP64",
+                            "parameters": {"binary_data_size": len(data)}})
+            raw.append(data)
+        head_out = orjson.dumps({
+            "id": rid or new_request_id(), "model_name": self.name,
+            "model_version": self.served.model_version, "outputs": outputs,
+            "parameters": {MODEL_PARAMETER: self._served_param}})
+        self._latency.observe(started, decoded, predicted, time.perf_counter())
+        return b"".join([head_out, *raw]), len(head_out)
+
+
+_OUTPUT_NAMES = (PROBABILITY_OUTPUT, CONTRIBUTIONS_OUTPUT, BIAS_OUTPUT)
+_BINARY_REQUEST_KEYS = frozenset({"id", "model_name", "inputs", "parameters"})
+_BINARY_PARAMETERS = frozenset({"binary_data_output", EXPLAIN_PARAMETER})
 
 
 def _flag(v: Any) -> bool:

@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import orjson
+from cloudevents.sdk.converters.util import has_binary_headers
 
 from creditrisk.serve import metrics
-from creditrisk.serve.protocol import RequestRejected
+from creditrisk.serve.protocol import (
+    NOT_PLAIN,
+    RequestRejected,
+    decode_v1_body,
+    decode_v2_json,
+    v2_response_body,
+)
 from creditrisk.validation import FieldError
 
 log = logging.getLogger(__name__)
@@ -52,11 +59,14 @@ def json_response_message(status: int, body: dict[str, Any]) -> tuple[Message, M
 
 class HttpLayer:
     """Pure ASGI middleware: rejects a wrong content type with 415 before the body is
-    read, and counts inference requests by protocol, verb and final status."""
+    read, counts inference requests by protocol, verb and final status, and hands
+    ``:predict`` and ``/infer`` requests to the :class:`FastPath` when there is one."""
 
-    def __init__(self, app: ASGIApp, server: str = "server") -> None:
+    def __init__(self, app: ASGIApp, server: str = "server",
+                 fast: FastPath | None = None) -> None:
         self.app = app
         self.server = server
+        self.fast = fast
         self._children: dict[tuple[str, str, int], Any] = {}
 
     def _count(self, protocol: str, verb: str, status: int) -> None:
@@ -106,9 +116,170 @@ class HttpLayer:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_status)
+            if self.fast is not None and verb != "explain":
+                await self.fast(scope, receive, send_status, protocol,
+                                binary and media == BINARY_V2_TYPE, self.app)
+            else:
+                await self.app(scope, receive, send_status)
         finally:
             self._count(protocol, verb, status)
+
+
+def _header_dict(scope: Scope) -> dict[str, str]:
+    """The request headers as KServe's routes pass them to a model (Starlette's
+    ``dict(request.headers.items())``)."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+async def read_body(receive: Receive) -> bytes | None:
+    """The whole request body; None when the client went away first."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives ``body`` once again, then the connection's own."""
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+class FastPath:
+    """``POST /v1/models/{name}:predict`` and ``/v2/models/{name}/infer`` (JSON, and the
+    binary tensor extension) without FastAPI's routing, pydantic request models and
+    dependency injection: the body is decoded with orjson into what KServe's
+    ``DataPlane.decode`` would give the model, the model is called as KServe's dataplane
+    calls it (``Model.__call__``: preprocess -> predict -> postprocess, with KServe's
+    latency histograms), and the answer is encoded with orjson. A model with an
+    ``infer_binary(body, json_length)`` method (the predictor) answers binary v2 requests
+    itself, or returns :data:`NOT_PLAIN` to have them go the way above.
+
+    Every exception goes through the very handlers registered on KServe's FastAPI app,
+    so error answers are those of the full stack. Anything out of the ordinary — an
+    unknown or unready model, a malformed or non-plain body (CloudEvents, unusual
+    types), a versioned route — is handed, body and all, to KServe's own stack.
+    """
+
+    def __init__(self, repository: Any, exception_handlers: Mapping[Any, Any]) -> None:
+        self.repository = repository  # KServe's ModelRepository
+        self.exception_handlers = exception_handlers  # the app's (filled at start-up)
+
+    def _model(self, protocol: str, path: str) -> Any:
+        if protocol == "v1":
+            name = path[len("/v1/models/"):-len(":predict")]
+        else:
+            name = path[len("/v2/models/"):-len("/infer")]
+            if "/" in name:  # .../versions/{v}/infer
+                return None
+        model = self.repository.get_model(name)
+        if model is None or not getattr(model, "ready", False):
+            return None
+        return model
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, protocol: str,
+                       binary: bool, fallback: ASGIApp) -> None:
+        model = self._model(protocol, scope["path"])
+        if model is None:
+            await fallback(scope, receive, send)
+            return
+        body = await read_body(receive)
+        if body is None:
+            return
+        headers = _header_dict(scope)
+        if has_binary_headers(headers):  # a binary CloudEvent: KServe unwraps it
+            await fallback(scope, replaying(body, receive), send)
+            return
+        try:
+            if binary and hasattr(model, "infer_binary"):
+                answer = model.infer_binary(body, int(headers[BINARY_V2_HEADER.decode()]))
+                if answer is not NOT_PLAIN:
+                    data, json_length = answer
+                    await send({"type": "http.response.start", "status": 200, "headers": [
+                        (b"content-length", str(len(data)).encode()),
+                        (BINARY_V2_HEADER, str(json_length).encode())]})
+                    await send({"type": "http.response.body", "body": data})
+                    return
+            payload = self._decode(model, protocol, binary, body, headers)
+            if payload is NOT_PLAIN:
+                await fallback(scope, replaying(body, receive), send)
+                return
+            response, response_headers = await model(payload, headers=headers)
+            data, out_headers = self._encode(response, response_headers)
+        except Exception as exc:
+            handler = self._handler(exc)
+            if handler is None:
+                raise
+            from starlette.requests import Request
+
+            reply = await handler(Request(scope), exc)
+            await reply(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": out_headers})
+        await send({"type": "http.response.body", "body": data})
+
+    @staticmethod
+    def _decode(model: Any, protocol: str, binary: bool, body: bytes,
+                headers: dict[str, str]) -> Any:
+        from kserve.protocol.infer_type import InferRequest
+
+        if protocol == "v1":
+            if headers.get("content-type") != "application/json":
+                return NOT_PLAIN  # KServe hands such bodies over undecoded
+            return decode_v1_body(body)
+        if binary:
+            length = int(headers[BINARY_V2_HEADER.decode()])
+            return InferRequest.from_bytes(body, length, model.name)
+        return decode_v2_json(body, model.name)
+
+    @staticmethod
+    def _encode(response: Any, response_headers: dict[str, str]
+                ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        from kserve.protocol.infer_type import InferResponse
+
+        extra = {k.lower(): v for k, v in response_headers.items()
+                 if k.lower() not in ("content-length", "content-type")}
+        ctype: bytes | None = b"application/json"
+        if isinstance(response, InferResponse):
+            rest, json_length = response.to_rest()
+            if json_length is not None:
+                data = bytes(rest)
+                extra[BINARY_V2_HEADER.decode()] = str(json_length)
+                ctype = None
+            else:
+                data = orjson.dumps(v2_response_body(rest), option=_ORJSON_OPTIONS)
+        elif isinstance(response, (bytes, str)):
+            data = response.encode() if isinstance(response, str) else response
+            ctype = None
+        else:
+            data = orjson.dumps(response, option=_ORJSON_OPTIONS)
+        out = [(b"content-length", str(len(data)).encode())]
+        if ctype is not None:
+            out.append((b"content-type", ctype))
+        out += [(k.encode("latin-1"), str(v).encode("latin-1")) for k, v in extra.items()]
+        return data, out
+
+    def _handler(self, exc: Exception) -> Any:
+        for cls in type(exc).__mro__:
+            handler = self.exception_handlers.get(cls)
+            if handler is not None:
+                return handler
+        return None
+
+
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 # --------------------------------------------------------------------------------------
@@ -196,12 +367,15 @@ def predictor_error_response(exc: Exception, timeout_s: float) -> Any:
     return _json(status, {"error": text})
 
 
-def install(app: Any, server: str, *, predictor_timeout_s: float | None = None) -> None:
-    """Add the HTTP layer and error handlers to KServe's FastAPI app (before start)."""
+def install(app: Any, server: str, *, predictor_timeout_s: float | None = None,
+            repository: Any = None) -> None:
+    """Add the HTTP layer (with the fast path to the models of ``repository``, when
+    given) and error handlers to KServe's FastAPI app (before start)."""
     import kserve.protocol.rest.server as rest_server
     from fastapi.exceptions import RequestValidationError
 
-    app.add_middleware(HttpLayer, server=server)
+    fast = None if repository is None else FastPath(repository, app.exception_handlers)
+    app.add_middleware(HttpLayer, server=server, fast=fast)
     app.add_exception_handler(RequestRejected, rejected_handler)
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     # KServe registers its own InvalidInput handler when the server starts; point the
@@ -283,7 +457,6 @@ def run(model: Any, args: argparse.Namespace, *, server: str,
     import kserve
     from kserve import model_server
 
-    install(model_server.app, server, predictor_timeout_s=predictor_timeout_s)
     ms = kserve.ModelServer(
         http_port=args.http_port,
         grpc_port=args.grpc_port,
@@ -298,6 +471,8 @@ def run(model: Any, args: argparse.Namespace, *, server: str,
         timeout_keep_alive=args.timeout_keep_alive,
         predictor_config=predictor_config,
     )
+    install(model_server.app, server, predictor_timeout_s=predictor_timeout_s,
+            repository=None if getattr(args, "no_fast_path", False) else ms.registered_models)
     quiet_request_logging(args)
     use_uvloop(args.event_loop)
     ms.start([model])

@@ -98,10 +98,11 @@ class CreditTransformer(kserve.Model):
                          type(payload).__name__, 'must be an object {"instances": [...]}')
         rid = str(rid) if rid else new_request_id()
         _current.set(_Request(protocol, rid, X))
-        inp = InferInput(MATRIX_INPUT, [X.shape[0], N_FEATURES], "FP64")
-        inp.set_data_from_numpy(X, binary_data=True)  # OIP binary tensor extension
+        raw = np.ascontiguousarray(X, dtype="<f8").tobytes()  # OIP binary tensor extension
+        inp = InferInput(MATRIX_INPUT, [X.shape[0], N_FEATURES], "FP64",
+                         parameters={"binary_data_size": len(raw)})
         return InferRequest(model_name=self.name, infer_inputs=[inp], request_id=rid,
-                            parameters={"binary_data_output": True})
+                            raw_inputs=[raw], parameters={"binary_data_output": True})
 
     async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         """Scores with contributions: the predictor computes them, postprocess ranks them."""
@@ -202,9 +203,9 @@ def main(args: argparse.Namespace) -> None:
     model = CreditTransformer(args.model_name, max_batch_size=args.max_batch_size,
                               prediction_log=plog)
     if args.predictor_protocol == "v2":
-        from creditrisk.serve.client import AiohttpRESTClient
+        from creditrisk.serve.client import PooledRESTClient
 
-        model.use_rest_client(AiohttpRESTClient(timeout))
+        model.use_rest_client(PooledRESTClient(timeout))
     server.run(model, args, server="transformer", predictor_config=config,
                predictor_timeout_s=timeout)
 

@@ -185,16 +185,16 @@ class StageLatency:
         from kserve.metrics import POST_HIST_TIME, PRE_HIST_TIME, PREDICT_HIST_TIME, get_labels
 
         labels = get_labels(model_name)
-        self._pre = PRE_HIST_TIME.labels(**labels)
-        self._predict = PREDICT_HIST_TIME.labels(**labels)
-        self._post = POST_HIST_TIME.labels(**labels)
+        self.pre = PRE_HIST_TIME.labels(**labels)
+        self.predict = PREDICT_HIST_TIME.labels(**labels)
+        self.post = POST_HIST_TIME.labels(**labels)
 
     def observe(self, started: float, preprocessed: float, predicted: float,
                 done: float) -> None:
         """Stage boundaries as ``time.perf_counter()`` readings."""
-        self._pre.observe(max(preprocessed - started, 0.0))
-        self._predict.observe(max(predicted - preprocessed, 0.0))
-        self._post.observe(max(done - predicted, 0.0))
+        self.pre.observe(max(preprocessed - started, 0.0))
+        self.predict.observe(max(predicted - preprocessed, 0.0))
+        self.post.observe(max(done - predicted, 0.0))
 
 
 _score_collector: ScoreCollector | None = None

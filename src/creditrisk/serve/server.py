@@ -5,7 +5,9 @@ unreachable or slow predictor, quiet per-request logging, and the start-up seque
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
@@ -176,6 +178,7 @@ class FastPath:
     def __init__(self, repository: Any, exception_handlers: Mapping[Any, Any]) -> None:
         self.repository = repository  # KServe's ModelRepository
         self.exception_handlers = exception_handlers  # the app's (filled at start-up)
+        self._plans: dict[int, tuple[Any, ...]] = {}
 
     def _model(self, protocol: str, path: str) -> Any:
         if protocol == "v1":
@@ -216,7 +219,7 @@ class FastPath:
             if payload is NOT_PLAIN:
                 await fallback(scope, replaying(body, receive), send)
                 return
-            response, response_headers = await model(payload, headers=headers)
+            response, response_headers = await self._call(model, payload, headers)
             data, out_headers = self._encode(response, response_headers)
         except Exception as exc:
             handler = self._handler(exc)
@@ -229,6 +232,50 @@ class FastPath:
             return
         await send({"type": "http.response.start", "status": 200, "headers": out_headers})
         await send({"type": "http.response.body", "body": data})
+
+    async def _call(self, model: Any, payload: Any, headers: dict[str, str]
+                    ) -> tuple[Any, dict[str, str]]:
+        """What KServe's ``Model.__call__`` does for the predict verb — preprocess,
+        validate, predict, postprocess, each stage timed into KServe's histograms even when
+        it fails — with the histograms' labelled children and the hooks' kinds (coroutine
+        or plain function) looked up once per model. A model that overrides ``__call__``
+        or logs latencies is called as KServe calls it."""
+        import kserve
+
+        if type(model).__call__ is not kserve.Model.__call__ or model.enable_latency_logging:
+            result: tuple[Any, dict[str, str]] = await model(payload, headers=headers)
+            return result
+        plan = self._plans.get(id(model))
+        if plan is None or plan[0] is not model:
+            plan = self._plans[id(model)] = (model, metrics.StageLatency(model.name), *(
+                inspect.iscoroutinefunction(getattr(model, hook))
+                for hook in ("preprocess", "predict", "postprocess")))
+        _, latency, pre_async, predict_async, post_async = plan
+        response_headers: dict[str, str] = {}
+        extra = (response_headers,) if model.required_response_headers else ()
+        t = time.perf_counter()
+        try:
+            payload = model.preprocess(payload, headers)
+            if pre_async:
+                payload = await payload
+        finally:
+            latency.pre.observe(time.perf_counter() - t)
+        payload = model.validate(payload)
+        t = time.perf_counter()
+        try:
+            response = model.predict(payload, headers, *extra)
+            if predict_async:
+                response = await response
+        finally:
+            latency.predict.observe(time.perf_counter() - t)
+        t = time.perf_counter()
+        try:
+            response = model.postprocess(response, headers, *extra)
+            if post_async:
+                response = await response
+        finally:
+            latency.post.observe(time.perf_counter() - t)
+        return response, response_headers
 
     @staticmethod
     def _decode(model: Any, protocol: str, binary: bool, body: bytes,
@@ -375,7 +422,15 @@ def install(app: Any, server: str, *, predictor_timeout_s: float | None = None,
     from fastapi.exceptions import RequestValidationError
 
     fast = None if repository is None else FastPath(repository, app.exception_handlers)
-    app.add_middleware(HttpLayer, server=server, fast=fast)
+    # The HTTP layer goes in front of Starlette's whole middleware stack (built on the
+    # first request), so that a fast-path request passes through no other layer; what it
+    # hands on meets the stack exactly as before.
+    build_stack = app.build_middleware_stack
+
+    def build_middleware_stack() -> ASGIApp:
+        return HttpLayer(build_stack(), server=server, fast=fast)
+
+    app.build_middleware_stack = build_middleware_stack
     app.add_exception_handler(RequestRejected, rejected_handler)
     app.add_exception_handler(RequestValidationError, request_validation_handler)
     # KServe registers its own InvalidInput handler when the server starts; point the
@@ -411,15 +466,11 @@ def install(app: Any, server: str, *, predictor_timeout_s: float | None = None,
             pass
 
 
-class NoTiming:
+def no_timing(app: ASGIApp, **_: Any) -> ASGIApp:
     """Stands in for KServe's ``TimingMiddleware`` when per-request logging is off: that
-    middleware only feeds log lines, and reads the process CPU time twice a request."""
-
-    def __init__(self, app: ASGIApp, **_: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+    middleware only feeds log lines, and reads the process CPU time twice a request.
+    Starlette builds middleware by calling the class; this returns the app unwrapped."""
+    return app
 
 
 def quiet_request_logging(args: argparse.Namespace) -> None:
@@ -429,7 +480,7 @@ def quiet_request_logging(args: argparse.Namespace) -> None:
         return
     import kserve.protocol.rest.server as rest_server
 
-    rest_server.TimingMiddleware = NoTiming
+    rest_server.TimingMiddleware = no_timing
     logging.getLogger("kserve.trace").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").disabled = True
 

@@ -14,6 +14,7 @@ from creditrisk.config import GateConfig, load_config
 from creditrisk.contract import FEATURE_NAMES, TARGET
 from creditrisk.errors import RegistryError
 from creditrisk.settings import reset_settings
+from tests.helpers import free_port
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -118,7 +119,6 @@ def test_registry_cycle_on_a_real_mlflow_server_with_s3_artifacts(
 
 
 def test_unreachable_tracking_server_fails_fast(monkeypatch) -> None:
-    from conftest import free_port  # type: ignore[import-not-found]
     from creditrisk.registry import check_tracking_server
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")

@@ -11,6 +11,7 @@ The load comes from ``wrk`` (apt-get install wrk) when present, else from an asy
 client (aiohttp), which costs more CPU itself. Bounded in time; loopback only.
 
     python benchmarks/serving_bench.py --model_dir path/to/model   # or --data CSV to train
+    python benchmarks/serving_bench.py --model_dir models:/credit-default@champion
 """
 
 from __future__ import annotations
@@ -21,98 +22,75 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from creditrisk.serve.local import (
+    ServerProcess,
+    predictor_process,
+    server_process,
+    transformer_process,
+)
+from creditrisk.settings import get_settings
+
 REPO = Path(__file__).resolve().parents[1]
-MODEL = "credit-default"
+MODEL = get_settings().model_name
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server for {url} exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except Exception:
-            time.sleep(0.3)
-    raise TimeoutError(url)
 
 
 @dataclass
 class Chain:
     name: str
-    url: str
-    procs: dict[str, subprocess.Popen]
+    servers: dict[str, ServerProcess]
+
+    @property
+    def url(self) -> str:
+        return self.servers["transformer"].url
 
     def cpu_ticks(self) -> dict[str, int]:
         out = {}
-        for role, p in self.procs.items():
-            fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        for role, s in self.servers.items():
+            assert s.proc is not None
+            fields = Path(f"/proc/{s.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
             out[role] = int(fields[11]) + int(fields[12])
         return out
 
     def stop(self) -> None:
-        for p in self.procs.values():
-            p.terminate()
-        for p in self.procs.values():
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        for s in reversed(self.servers.values()):
+            s.stop()
 
 
-def _spawn(cmd: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT)
+def start_chain(name: str, predictor: ServerProcess, make_transformer: Any) -> Chain:
+    predictor.start(timeout_s=120)
+    try:
+        transformer = make_transformer(predictor).start(timeout_s=120)
+    except Exception:
+        predictor.stop()
+        raise
+    return Chain(name, {"predictor": predictor, "transformer": transformer})
 
 
-def start_ours(model_dir: str, work: Path, env: dict[str, str]) -> Chain:
-    pp, tp = free_port(), free_port()
-    pred = _spawn([sys.executable, "-m", "serving.predictor", "--model_dir", model_dir,
-                   "--http_port", str(pp), "--grpc_port", str(free_port())],
-                  work / "ours-predictor.log", env)
-    trans = _spawn([sys.executable, "-m", "serving.transformer",
-                    "--predictor_host", f"127.0.0.1:{pp}", "--http_port", str(tp),
-                    "--grpc_port", str(free_port()),
-                    "--prediction_log", str(work / "prediction-log")],
-                   work / "ours-transformer.log", env)
-    chain = Chain("ours", f"http://127.0.0.1:{tp}", {"predictor": pred, "transformer": trans})
-    wait_ready(f"http://127.0.0.1:{pp}/v2/health/ready", pred)
-    wait_ready(f"{chain.url}/v2/health/ready", trans)
-    return chain
+def start_ours(model: str, work: Path, env: dict[str, str]) -> Chain:
+    return start_chain("ours", predictor_process(model, workdir=work, env=env),
+                       lambda p: transformer_process(
+                           p, workdir=work, env=env,
+                           prediction_log=work / "prediction-log"))
 
 
-def start_stock(model_dir: str, work: Path, env: dict[str, str]) -> Chain:
-    pp, tp = free_port(), free_port()
-    script = str(REPO / "benchmarks" / "stock_chain.py")
-    pred = _spawn([sys.executable, script, "predictor", "--model_dir", model_dir,
-                   "--http_port", str(pp)], work / "stock-predictor.log", env)
-    trans = _spawn([sys.executable, script, "transformer", "--predictor_host",
-                    f"127.0.0.1:{pp}", "--http_port", str(tp)],
-                   work / "stock-transformer.log", env)
-    chain = Chain("stock", f"http://127.0.0.1:{tp}", {"predictor": pred, "transformer": trans})
-    wait_ready(f"http://127.0.0.1:{pp}/v2/health/ready", pred)
-    wait_ready(f"{chain.url}/v2/health/ready", trans)
-    return chain
+def start_stock(model: str, work: Path, env: dict[str, str]) -> Chain:
+    script = [sys.executable, str(REPO / "benchmarks" / "stock_chain.py")]
+    return start_chain("stock", server_process(
+        "stock-predictor", [*script, "predictor", "--model_dir", model], workdir=work,
+        env=env), lambda p: server_process(
+            "stock-transformer", [*script, "transformer", "--predictor_host",
+                                  f"127.0.0.1:{p.http_port}"], workdir=work, env=env))
 
 
 # --------------------------------------------------------------------------------------
@@ -224,7 +202,8 @@ def max_delta(chain: Chain, records: list[dict[str, Any]], expected: np.ndarray)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model_dir", help="saved model directory (MLmodel + model.skops)")
+    ap.add_argument("--model_dir", help="saved model directory (MLmodel + model.skops) or a "
+                    f"registry URI such as models:/{MODEL}@champion")
     ap.add_argument("--data", help="CSV to train a quick model on when no --model_dir",
                     default=str(REPO.parent / "shared" / "data" /
                                 "default_of_credit_card_clients.csv"))
@@ -238,8 +217,9 @@ def main() -> None:
     from creditrisk.registry import load_model
 
     work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
-    env = {**os.environ, "CREDITRISK_HOME": str(work / "home"),
-           "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])}
+    # On top of this process's environment; a registry URI is read from the caller's
+    # registry (CREDITRISK_HOME / MLFLOW_TRACKING_URI), a directory in a fresh home.
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])}
     frame = load_dataset(args.data).loc[:, list(FEATURE_NAMES)]
     model_dir = args.model_dir
     if model_dir is None:
@@ -251,6 +231,8 @@ def main() -> None:
         print("training a quick model ...", flush=True)
         run = run_training(config=cfg, data=load_dataset(args.data), out_dir=work / "run")
         model_dir = str(run.model_dir)
+    if Path(model_dir).is_dir():
+        env["CREDITRISK_HOME"] = str(work / "home")
     model = load_model(model_dir)
 
     sample = frame.sample(1000, random_state=1)

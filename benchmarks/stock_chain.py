@@ -3,7 +3,7 @@
 of a plain KServe predictor (DataFrame -> the sklearn pipeline's ``predict_proba``), both
 with KServe's default settings. No validation, no prediction log, no metrics of ours.
 
-    python benchmarks/stock_chain.py predictor --model_dir DIR --http_port P
+    python benchmarks/stock_chain.py predictor --model_dir DIR_OR_MODELS_URI --http_port P
     python benchmarks/stock_chain.py transformer --predictor_host 127.0.0.1:P --http_port T
 """
 
@@ -17,18 +17,19 @@ import kserve
 import pandas as pd
 
 from creditrisk.contract import FEATURE_NAMES
+from creditrisk.settings import get_settings
 
 
 class StockPredictor(kserve.Model):
-    def __init__(self, name: str, model_dir: str) -> None:
+    def __init__(self, name: str, source: str) -> None:
         super().__init__(name)
-        self.model_dir = model_dir
+        self.source = source
         self.pipeline: Any = None
 
     def load(self) -> bool:
-        from creditrisk.model import load_model_dir
+        from creditrisk.registry import load_model
 
-        self.pipeline = load_model_dir(self.model_dir).pipeline
+        self.pipeline = load_model(self.source).pipeline
         self.ready = True
         return True
 
@@ -54,12 +55,13 @@ class StockTransformer(kserve.Model):
 if __name__ == "__main__":
     role = sys.argv.pop(1)
     parser = argparse.ArgumentParser(parents=[kserve.model_server.parser])
-    parser.add_argument("--model_dir", default=None)
+    parser.add_argument("--model_dir", default=None, help="model directory or registry URI")
     args, _ = parser.parse_known_args()
+    name = get_settings().model_name
     if role == "predictor":
-        model: kserve.Model = StockPredictor("credit-default", args.model_dir)
+        model: kserve.Model = StockPredictor(name, args.model_dir)
         model.load()
     else:
-        model = StockTransformer("credit-default")
+        model = StockTransformer(name)
     kserve.ModelServer(http_port=args.http_port, grpc_port=args.grpc_port,
                        enable_grpc=False).start([model])

@@ -9,6 +9,7 @@ import argparse
 
 import kserve.model_server
 
+from creditrisk.serve.server import add_server_arguments
 from creditrisk.settings import get_settings
 
 
@@ -22,12 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"Registry URI when no --model_dir (default {s.champion_uri}).")
     parser.add_argument("--model_version", default=None,
                         help="Version to report when loading a directory.")
-    parser.add_argument("--max_batch_size", type=int, default=s.max_batch_size)
-    parser.add_argument("--log_requests", action="store_true",
-                        help="Log a line per request (uvicorn access log, KServe timings).")
-    parser.add_argument("--no_fast_path", action="store_true",
-                        help="Serve :predict and /infer through KServe's FastAPI routes too "
-                             "(the fast path skips them; answers are the same).")
+    add_server_arguments(parser)
     parser.set_defaults(model_name=s.model_name, http_port=s.predictor_http_port,
                         grpc_port=s.predictor_grpc_port, enable_latency_logging=False)
     return parser

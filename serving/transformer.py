@@ -11,23 +11,19 @@ import argparse
 
 import kserve.model_server
 
+from creditrisk.serve.server import add_server_arguments
 from creditrisk.settings import get_settings
 
 
 def build_parser() -> argparse.ArgumentParser:
     s = get_settings()
     parser = argparse.ArgumentParser(parents=[kserve.model_server.parser])
-    parser.add_argument("--max_batch_size", type=int, default=s.max_batch_size)
+    add_server_arguments(parser)
     parser.add_argument("--predictor_timeout_s", type=float, default=s.predictor_timeout_s,
                         help="Bound on each call to the predictor; past it: 503.")
     parser.add_argument("--prediction_log", default=None,
                         help="Directory or s3:// prefix of the prediction log "
                              f"(default {s.prediction_log_location}); 'off' disables it.")
-    parser.add_argument("--log_requests", action="store_true",
-                        help="Log a line per request (uvicorn access log, KServe timings).")
-    parser.add_argument("--no_fast_path", action="store_true",
-                        help="Serve :predict and /infer through KServe's FastAPI routes too "
-                             "(the fast path skips them; answers are the same).")
     parser.set_defaults(model_name=s.model_name, http_port=s.transformer_http_port,
                         grpc_port=s.transformer_grpc_port, predictor_protocol="v2",
                         enable_latency_logging=False)

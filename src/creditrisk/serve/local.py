@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,45 +97,58 @@ class ServerProcess:
         return self.start(timeout_s=timeout_s)
 
 
-def _env(home: Path | None, extra: dict[str, str] | None) -> dict[str, str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def _env(home: Path | None, extra: Mapping[str, str] | None,
+         base: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {**(os.environ if base is None else base), "PYTHONUNBUFFERED": "1"}
     if home is not None:
         env["CREDITRISK_HOME"] = str(home)
     return {**env, **(extra or {})}
 
 
+def server_process(name: str, cmd: Sequence[str], *, workdir: Path, home: Path | None = None,
+                   http_port: int | None = None, grpc_port: int | None = None,
+                   env: Mapping[str, str] | None = None,
+                   base_env: Mapping[str, str] | None = None,
+                   extra: dict[str, str] | None = None) -> ServerProcess:
+    """Any KServe server command (``--http_port``/``--grpc_port`` are appended) as a
+    :class:`ServerProcess` logging to ``workdir/<name>-<port>.log``; its environment is
+    ``base_env`` (default: this process's) with ``home`` and ``env`` on top."""
+    http, grpc = http_port or free_port(), grpc_port or free_port()
+    return ServerProcess(name, [*cmd, "--http_port", str(http), "--grpc_port", str(grpc)],
+                         _env(home, env, base_env), http, grpc,
+                         workdir / f"{name}-{http}.log", extra=extra or {})
+
+
 def predictor_process(model: str | Path | None, *, workdir: Path, home: Path | None = None,
                       http_port: int | None = None, grpc_port: int | None = None,
-                      args: Sequence[str] = (), env: dict[str, str] | None = None
-                      ) -> ServerProcess:
+                      args: Sequence[str] = (), env: Mapping[str, str] | None = None,
+                      base_env: Mapping[str, str] | None = None) -> ServerProcess:
     """The predictor serving ``model`` (a directory, or a registry URI; default @champion)."""
-    http, grpc = http_port or free_port(), grpc_port or free_port()
-    cmd = [sys.executable, "-m", "serving.predictor", "--http_port", str(http),
-           "--grpc_port", str(grpc)]
+    cmd = [sys.executable, "-m", "serving.predictor"]
     if model is not None:
         is_dir = Path(str(model)).is_dir()
         cmd += ["--model_dir" if is_dir else "--model_uri", str(model)]
-    return ServerProcess("predictor", [*cmd, *args], _env(home, env), http, grpc,
-                         workdir / f"predictor-{http}.log")
+    return server_process("predictor", [*cmd, *args], workdir=workdir, home=home,
+                          http_port=http_port, grpc_port=grpc_port, env=env,
+                          base_env=base_env)
 
 
 def transformer_process(predictor: ServerProcess, *, workdir: Path, home: Path | None = None,
                         protocol: str = "v2", prediction_log: str | Path | None = None,
                         http_port: int | None = None, grpc_port: int | None = None,
-                        args: Sequence[str] = (), env: dict[str, str] | None = None
-                        ) -> ServerProcess:
+                        args: Sequence[str] = (), env: Mapping[str, str] | None = None,
+                        base_env: Mapping[str, str] | None = None) -> ServerProcess:
     """The transformer in front of ``predictor`` (REST v2, or gRPC v2)."""
-    http, grpc = http_port or free_port(), grpc_port or free_port()
     target = predictor.grpc_port if protocol == "grpc-v2" else predictor.http_port
     cmd = [sys.executable, "-m", "serving.transformer",
-           "--predictor_host", f"127.0.0.1:{target}", "--predictor_protocol", protocol,
-           "--http_port", str(http), "--grpc_port", str(grpc)]
+           "--predictor_host", f"127.0.0.1:{target}", "--predictor_protocol", protocol]
     extra: dict[str, str] = {}
     if prediction_log is not None:
         cmd += ["--prediction_log", str(prediction_log)]
         extra["prediction_log"] = str(prediction_log)
-    return ServerProcess("transformer", [*cmd, *args], _env(home, env), http, grpc,
-                         workdir / f"transformer-{http}.log", extra=extra)
+    return server_process("transformer", [*cmd, *args], workdir=workdir, home=home,
+                          http_port=http_port, grpc_port=grpc_port, env=env,
+                          base_env=base_env, extra=extra)
 
 
 @contextmanager

@@ -253,28 +253,12 @@ class FastPath:
         _, latency, pre_async, predict_async, post_async = plan
         response_headers: dict[str, str] = {}
         extra = (response_headers,) if model.required_response_headers else ()
-        t = time.perf_counter()
-        try:
-            payload = model.preprocess(payload, headers)
-            if pre_async:
-                payload = await payload
-        finally:
-            latency.pre.observe(time.perf_counter() - t)
+        payload = await _stage(latency.pre, pre_async, model.preprocess, payload, headers)
         payload = model.validate(payload)
-        t = time.perf_counter()
-        try:
-            response = model.predict(payload, headers, *extra)
-            if predict_async:
-                response = await response
-        finally:
-            latency.predict.observe(time.perf_counter() - t)
-        t = time.perf_counter()
-        try:
-            response = model.postprocess(response, headers, *extra)
-            if post_async:
-                response = await response
-        finally:
-            latency.post.observe(time.perf_counter() - t)
+        response = await _stage(latency.predict, predict_async, model.predict, payload,
+                                headers, *extra)
+        response = await _stage(latency.post, post_async, model.postprocess, response,
+                                headers, *extra)
         return response, response_headers
 
     @staticmethod
@@ -324,6 +308,16 @@ class FastPath:
             if handler is not None:
                 return handler
         return None
+
+
+async def _stage(histogram: Any, is_async: bool, hook: Callable[..., Any], *args: Any) -> Any:
+    """One of KServe's model stages, timed into its histogram even when it fails."""
+    t = time.perf_counter()
+    try:
+        out = hook(*args)
+        return (await out) if is_async else out
+    finally:
+        histogram.observe(time.perf_counter() - t)
 
 
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
@@ -464,6 +458,18 @@ def install(app: Any, server: str, *, predictor_timeout_s: float | None = None,
             app.add_exception_handler(grpc.aio.AioRpcError, predictor_handler)
         except ImportError:  # pragma: no cover
             pass
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments both entrypoints add to KServe's own."""
+    from creditrisk.settings import get_settings
+
+    parser.add_argument("--max_batch_size", type=int, default=get_settings().max_batch_size)
+    parser.add_argument("--log_requests", action="store_true",
+                        help="Log a line per request (uvicorn access log, KServe timings).")
+    parser.add_argument("--no_fast_path", action="store_true",
+                        help="Serve :predict and /infer through KServe's FastAPI routes too "
+                             "(the fast path skips them; answers are the same).")
 
 
 def no_timing(app: ASGIApp, **_: Any) -> ASGIApp:

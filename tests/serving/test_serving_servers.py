@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -388,3 +389,48 @@ def test_prediction_log_has_every_scored_record(
     assert set(log["decision"]) <= {"approve", "decline"}
     assert {d.name for d in Path(t.extra["prediction_log"]).iterdir()} == {
         f"date={x}" for x in log["timestamp"].str[:10].unique()}
+
+
+def test_fast_path_answers_as_kserve_routes_do(transformer: Server, predictor: Server,
+                                               trained_model_dir: Path, serving_dir: Path,
+                                               client_records: list[dict]) -> None:
+    """The fast path (plain ASGI) and KServe's FastAPI routes (both servers started with
+    --no_fast_path) give the same status and body for good and bad requests."""
+    slow_p = start_predictor(trained_model_dir, serving_dir / "slow", "--no_fast_path")
+    slow_t = start_transformer(slow_p, serving_dir / "slow", "--no_fast_path")
+    rec = client_records[0]
+    X = matrix(client_records[:2])
+    head = json.dumps({"id": "same", "inputs": [
+        {"name": "input-0", "shape": [2, 23], "datatype": "FP64",
+         "parameters": {"binary_data_size": X.nbytes}}],
+        "parameters": {"binary_data_output": True}}).encode()
+    binary = {"content": head + X.astype("<f8").tobytes(), "headers": {
+        "content-type": "application/octet-stream",
+        "inference-header-content-length": str(len(head))}}
+    v1_path, v2_path = f"/v1/models/{MODEL}:predict", f"/v2/models/{MODEL}/infer"
+    both = [
+        (v1_path, {"json": {"instances": client_records[:3]}}),
+        (v1_path, {"json": {"instances": [dict(rec, AGE=7, X=1)]}}),
+        (v1_path, {"json": {"instances": []}}),
+        (v1_path, {"json": [rec]}),
+        (v1_path, {"content": b'{"instances": [', "headers": {"content-type": "application/json"}}),
+        ("/v1/models/nope:predict", {"json": {"instances": [rec]}}),
+        (v2_path, {"json": {"id": "same", **v2_body(client_records[:3])}}),
+        (v2_path, {"json": {"id": 5, **v2_body([rec])}}),
+        (v2_path, {"json": {"inputs": "x"}}),
+        (v2_path, {"json": {"inputs": []}}),
+    ]
+    cases = [(transformer, slow_t, path, kw) for path, kw in both] + [
+        (predictor, slow_p, path, kw) for path, kw in both] + [
+        (predictor, slow_p, v2_path, binary),
+        (predictor, slow_p, v1_path, {"json": {"instances": X.tolist()}})]
+    try:
+        for fast, slow, path, kwargs in cases:
+            headers = {**kwargs.get("headers", {}), "x-request-id": "same"}
+            kw = {**kwargs, "headers": headers}
+            a, b = (httpx.post(f"{s.url}{path}", timeout=30, **kw) for s in (fast, slow))
+            assert a.status_code == b.status_code, (fast.name, path, a.text, b.text)
+            assert a.content == b.content or a.json() == b.json(), (fast.name, path, a.text)
+    finally:
+        slow_t.stop()
+        slow_p.stop()

@@ -109,15 +109,13 @@ class _LocalSink:
 
 class _S3Sink:
     def __init__(self, uri: str, stem: str) -> None:
-        import boto3
+        from creditrisk.storage import s3_client
 
         bucket, _, prefix = uri[len("s3://"):].partition("/")
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.stem = stem
-        endpoint = os.environ.get("MLFLOW_S3_ENDPOINT_URL") or os.environ.get(
-            "AWS_ENDPOINT_URL")
-        self.client = boto3.client("s3", endpoint_url=endpoint or None)
+        self.client = s3_client()
         self._buffers: dict[str, io.BytesIO] = {}
         self._seq = 0
 
@@ -228,12 +226,10 @@ class PredictionLog:
 def _list_files(location: str, dates: set[str] | None) -> list[tuple[str, bytes]]:
     out: list[tuple[str, bytes]] = []
     if location.startswith("s3://"):
-        import boto3
+        from creditrisk.storage import s3_client
 
         bucket, _, prefix = location[len("s3://"):].partition("/")
-        endpoint = os.environ.get("MLFLOW_S3_ENDPOINT_URL") or os.environ.get(
-            "AWS_ENDPOINT_URL")
-        s3 = boto3.client("s3", endpoint_url=endpoint or None)
+        s3 = s3_client()
         pages = s3.get_paginator("list_objects_v2").paginate(
             Bucket=bucket, Prefix=prefix.strip("/"))
         for page in pages:

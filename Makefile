@@ -48,8 +48,10 @@ pipeline-local: data  ## run the training pipeline locally (kfp.local, one proce
 serve: install  ## serve @champion locally: KServe transformer :8080 -> predictor :8085
 	$(BIN)/creditrisk serve
 
-bench: install  ## serving benchmark: our chain vs the stock KServe chain (needs wrk)
-	$(PY) benchmarks/serving_bench.py --model_dir $(OUT)/model
+CHAMPION = $$($(PY) -c "from creditrisk.settings import get_settings; print(get_settings().champion_uri)")
+
+bench: install  ## serving benchmark vs the stock KServe chain (@champion; wrk if installed)
+	$(PY) benchmarks/serving_bench.py --model_dir $(CHAMPION)
 
 test: install  ## the default test run: unit + integration (+ e2e), lint and types
 	$(BIN)/ruff check .

@@ -329,9 +329,10 @@ _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 def _json(status: int, body: dict[str, Any]) -> Any:
-    from fastapi.responses import ORJSONResponse
+    from starlette.responses import Response
 
-    return ORJSONResponse(status_code=status, content=body)
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status,
+                    media_type="application/json")
 
 
 async def rejected_handler(_: Any, exc: Exception) -> Any:

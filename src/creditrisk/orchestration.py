@@ -265,13 +265,18 @@ def training_arguments(
     return args
 
 
+def _artifact_json(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    """The JSON content of output artifact ``name``, or {} when the run has none."""
+    artifact = raw.get(name)
+    if artifact is None or not Path(artifact.path).exists():
+        return {}
+    return dict(json.loads(Path(artifact.path).read_text()))
+
+
 def summarise_training(run: LocalRun) -> dict[str, Any]:
     """What a training run tells its user: promoted or not, version, metrics, gate."""
     raw = run.raw_outputs
-    decision: dict[str, Any] = {}
-    artifact = raw.get("gate_decision")
-    if artifact is not None and Path(artifact.path).exists():
-        decision = json.loads(Path(artifact.path).read_text())
+    decision = _artifact_json(raw, "gate_decision")
     metrics = dict(getattr(raw.get("metrics"), "metadata", {}) or {})
     keys = ("test_roc_auc", "test_pr_auc", "test_brier", "test_ks", "test_ece",
             "cv_roc_auc_mean", "baseline_test_roc_auc", "threshold", "train_seconds")
@@ -290,10 +295,7 @@ def summarise_training(run: LocalRun) -> dict[str, Any]:
 
 def summarise_scoring(run: LocalRun) -> dict[str, Any]:
     raw = run.raw_outputs
-    summary: dict[str, Any] = {}
-    artifact = raw.get("summary")
-    if artifact is not None and Path(artifact.path).exists():
-        summary = json.loads(Path(artifact.path).read_text())
+    summary = _artifact_json(raw, "summary")
     scored = raw.get("scored")
     return {
         "pipeline": run.pipeline,

@@ -31,6 +31,13 @@ def upstream_csv(df: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def zip_into(archive: Path, member: Path) -> Path:
+    """An archive holding one data file, as the UCI download is."""
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(member, member.name)
+    return archive
+
+
 @pytest.fixture
 def http_dir(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     root = tmp_path / "www"
@@ -55,8 +62,7 @@ def test_fetch_downloads_the_archive_and_writes_canonical_parquet(http_dir, tmp_
     root, base = http_dir
     df = synthetic_frame(300, seed=1)
     csv = upstream_csv(df, tmp_path / "default of credit card clients.csv")
-    with zipfile.ZipFile(root / "default+of+credit+card+clients.zip", "w") as zf:
-        zf.write(csv, csv.name)
+    zip_into(root / "default+of+credit+card+clients.zip", csv)
     prov = data.fetch(url=f"{base}/default+of+credit+card+clients.zip")
     assert prov.rows == len(df) and prov.positives == int(df[TARGET].sum())
     assert prov.source_sha256 == data.sha256_of(root / "default+of+credit+card+clients.zip")
@@ -69,9 +75,7 @@ def test_fetch_downloads_the_archive_and_writes_canonical_parquet(http_dir, tmp_
 
 def test_fetch_verifies_the_checksum_when_configured(http_dir, tmp_path, monkeypatch) -> None:
     root, base = http_dir
-    csv = upstream_csv(synthetic_frame(50, seed=2), tmp_path / "x.csv")
-    with zipfile.ZipFile(root / "a.zip", "w") as zf:
-        zf.write(csv, csv.name)
+    zip_into(root / "a.zip", upstream_csv(synthetic_frame(50, seed=2), tmp_path / "x.csv"))
     monkeypatch.setenv("CREDITRISK_DATA_SHA256", "0" * 64)
     reset_settings()
     with pytest.raises(DataError, match="does not match the expected"):
@@ -156,8 +160,7 @@ def test_fetch_the_uci_xls_layout(http_dir, tmp_path) -> None:
     root, base = http_dir
     df = synthetic_frame(80, seed=7)
     xls = uci_xls(df, tmp_path / "default of credit card clients.xls")
-    with zipfile.ZipFile(root / "uci.zip", "w") as zf:
-        zf.write(xls, xls.name)
+    zip_into(root / "uci.zip", xls)
     prov = data.fetch(url=f"{base}/uci.zip")
     out = data.load_dataset()
     assert prov.rows == 80

@@ -4,7 +4,6 @@ backed by an S3 endpoint (moto's server, standing in for MinIO)."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -12,14 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import DEFAULT_SHARED_DATA, free_port, shared_data_path, wait_http
+from tests.helpers import (
+    DEFAULT_SHARED_DATA,
+    free_port,
+    missing_external,
+    require_binary,
+    shared_data_path,
+    wait_http,
+)
 
 
 @pytest.fixture(scope="session")
 def real_data_path() -> Path:
     p = shared_data_path()
     if p is None:
-        pytest.skip(f"real data file absent ({DEFAULT_SHARED_DATA}; set CREDITRISK_TEST_DATA)")
+        missing_external(f"real data file ({DEFAULT_SHARED_DATA}; set CREDITRISK_TEST_DATA)")
+        raise AssertionError("unreachable")
     return p
 
 
@@ -68,11 +75,8 @@ def trained_model_dir(trained_run) -> Path:
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """moto's S3 server on 127.0.0.1 (the MinIO of the embedded default)."""
-    if shutil.which("moto_server") is None and not (Path(sys.executable).parent /
-                                                    "moto_server").exists():
-        pytest.skip("moto_server not installed")
+    exe = require_binary("moto_server", "pip install 'moto[server]'")
     port = free_port()
-    exe = str(Path(sys.executable).parent / "moto_server")
     proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Debian packages the tests and the local stack run for real: Prometheus (with promtool),
+# the Pushgateway, Alertmanager, PostgreSQL (MLflow's cluster backend, tested locally),
+# headless Chromium (checks that HTML reports render) and wrk (benchmarks).
+# Idempotent; installs only what is missing. Run as root (CI) or with sudo.
+set -euo pipefail
+packages=(prometheus prometheus-pushgateway prometheus-alertmanager postgresql chromium wrk)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "system packages present: ${packages[*]}"
+  exit 0
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The Debian packages start their services; the tests start their own on free ports.
+for svc in prometheus prometheus-pushgateway prometheus-alertmanager prometheus-node-exporter postgresql; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
+    systemctl stop "$svc" || true
+  elif command -v service >/dev/null; then
+    service "$svc" stop >/dev/null 2>&1 || true
+  fi
+done
+echo "installed: ${missing[*]}"

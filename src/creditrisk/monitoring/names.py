@@ -1,0 +1,67 @@
+"""Every Prometheus name the monitoring jobs push, the Pushgateway job names, and the
+names the alert rules and dashboards read: one place.
+
+The serving metrics (requests, validation failures, probability histogram, decisions,
+KServe's stage latencies) are defined in :mod:`creditrisk.serve.metrics`; re-exported
+here by name so the dashboards and rules import one module.
+"""
+
+from __future__ import annotations
+
+PREFIX = "creditrisk"
+
+#: Pushgateway ``job`` labels (grouping key: job and ``model``).
+DRIFT_JOB = f"{PREFIX}-drift"
+PERFORMANCE_JOB = f"{PREFIX}-performance"
+#: The grouping-key label naming the registered model.
+MODEL_LABEL = "model"
+
+# --- the drift job ---------------------------------------------------------------------
+DRIFT_SHARE = f"{PREFIX}_drift_share_drifted_features"
+DRIFT_DETECTED = f"{PREFIX}_drift_detected"
+DRIFT_FEATURE_SCORE = f"{PREFIX}_drift_feature_score"  # {feature}
+DRIFT_FEATURE_DRIFTED = f"{PREFIX}_drift_feature_drifted"  # {feature}
+DRIFT_PREDICTION_SCORE = f"{PREFIX}_drift_prediction_score"
+DRIFT_ROWS = f"{PREFIX}_drift_rows"  # {dataset}
+DRIFT_WINDOW_END = f"{PREFIX}_drift_window_end_timestamp_seconds"
+DRIFT_LAST_SUCCESS = f"{PREFIX}_drift_last_success_timestamp_seconds"
+DRIFT_MALFORMED = f"{PREFIX}_drift_malformed_log_lines"
+
+# --- the live-performance job ----------------------------------------------------------
+LIVE_ROC_AUC = f"{PREFIX}_live_roc_auc"
+LIVE_PR_AUC = f"{PREFIX}_live_pr_auc"
+LIVE_BRIER = f"{PREFIX}_live_brier"
+LIVE_ECE = f"{PREFIX}_live_ece"
+LIVE_LABELLED_ROWS = f"{PREFIX}_live_labelled_rows"
+LIVE_DEFAULT_RATE = f"{PREFIX}_live_default_rate"
+LIVE_APPROVAL_RATE = f"{PREFIX}_live_approval_rate"  # {attribute, group}
+LIVE_GROUP_ROC_AUC = f"{PREFIX}_live_group_roc_auc"  # {attribute, group}
+LIVE_LAST_SUCCESS = f"{PREFIX}_live_last_success_timestamp_seconds"
+#: The champion's held-out figures, pushed beside the live ones.
+CHAMPION_TEST_ROC_AUC = f"{PREFIX}_champion_test_roc_auc"
+CHAMPION_TEST_BRIER = f"{PREFIX}_champion_test_brier"
+CHAMPION_TEST_APPROVAL_RATE = f"{PREFIX}_champion_test_approval_rate"  # {attribute, group}
+
+#: ``attribute`` value of the overall approval rate (beside SEX, EDUCATION, AGE_BAND).
+ALL_GROUPS = "ALL"
+
+
+def serving_names() -> dict[str, str]:
+    """Names of the serving metrics as Prometheus exposes them (counters with
+    ``_total``), read from :mod:`creditrisk.serve.metrics` and KServe."""
+    from kserve.metrics import POST_HIST_TIME, PRE_HIST_TIME, PREDICT_HIST_TIME
+
+    from creditrisk.serve import metrics as m
+
+    return {
+        "requests": f"{m.REQUESTS._name}_total",
+        "validation_failures": f"{m.VALIDATION_FAILURES._name}_total",
+        "model_info": m.MODEL_INFO._name,
+        "predlog_records": f"{m.PREDLOG_RECORDS._name}_total",
+        "predictor_errors": f"{m.PREDICTOR_ERRORS._name}_total",
+        "probability": f"{m.PREFIX}_predicted_probability",
+        "decisions": f"{m.PREFIX}_decisions_total",
+        "preprocess_seconds": PRE_HIST_TIME._name,
+        "predict_seconds": PREDICT_HIST_TIME._name,
+        "postprocess_seconds": POST_HIST_TIME._name,
+    }

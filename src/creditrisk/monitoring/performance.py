@@ -1,0 +1,185 @@
+"""Live performance: delayed ground-truth labels joined with the prediction log, scored
+with the core evaluation functions (:func:`creditrisk.evaluation.evaluate`).
+
+Labels are a CSV, Parquet or JSON-lines file, or a directory / ``s3://`` prefix of such
+files, with ``request_id``, ``record`` and ``label`` (0/1): (``request_id``, ``record``)
+is the key of one scored record in the log (the request's id, the record's position
+in its request). A label whose key is not in the window's log is *unmatched*; a key
+labelled more than once is a *duplicate* (the first label is kept): both are counted
+and reported.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from creditrisk import evaluation as ev
+from creditrisk.errors import DataError
+from creditrisk.monitoring.logreader import KEY
+from creditrisk.scoring import APPROVE, DECLINE
+
+LABEL = "label"
+LABEL_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json")
+
+
+def _label_files(location: str) -> list[str]:
+    if location.startswith("s3://"):
+        from creditrisk.storage import s3_client, s3_error_reason
+
+        bucket, _, prefix = location[len("s3://"):].partition("/")
+        if prefix and prefix.lower().endswith(LABEL_SUFFIXES):
+            return [location]
+        try:
+            pages = s3_client().get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix.strip("/"))
+            keys = [o["Key"] for p in pages for o in p.get("Contents", [])]
+        except Exception as exc:
+            raise DataError(f"cannot list labels at {location}: {s3_error_reason(exc)}") from exc
+        return sorted(f"s3://{bucket}/{k}" for k in keys if k.lower().endswith(LABEL_SUFFIXES))
+    p = Path(location)
+    if p.is_file():
+        return [str(p)]
+    if p.is_dir():
+        return sorted(str(f) for f in p.rglob("*") if f.is_file()
+                      and f.name.lower().endswith(LABEL_SUFFIXES))
+    raise DataError(f"{location}: no such labels file or directory")
+
+
+def _read_one(name: str) -> pd.DataFrame:
+    from creditrisk.storage import local_copy
+
+    with local_copy(name) as path:
+        suffix = path.suffix.lower()
+        try:
+            if suffix == ".csv":
+                return pd.read_csv(path, dtype={"request_id": str})
+            if suffix == ".parquet":
+                return pd.read_parquet(path)
+            return pd.read_json(path, lines=True, dtype={"request_id": str})
+        except Exception as exc:
+            raise DataError(f"{name}: cannot read labels: {exc}") from exc
+
+
+def read_labels(location: str) -> pd.DataFrame:
+    """All label files of ``location``: ``request_id`` (str), ``record`` (int),
+    ``label`` (0/1)."""
+    files = _label_files(location)
+    if not files:
+        raise DataError(f"{location}: holds no label files ({', '.join(LABEL_SUFFIXES)})")
+    frames = []
+    for name in files:
+        f = _read_one(name)
+        missing = [c for c in (*KEY, LABEL) if c not in f.columns]
+        if missing:
+            raise DataError(f"{name}: labels need columns request_id, record, label; "
+                            f"missing {missing}")
+        f = f.loc[:, [*KEY, LABEL]]
+        rec = pd.to_numeric(f["record"], errors="coerce")
+        lab = pd.to_numeric(f[LABEL], errors="coerce")
+        bad = rec.isna() | (rec < 0) | (rec % 1 != 0) | ~lab.isin([0, 1]) | f["request_id"].isna()
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            row = f.iloc[i].to_dict()
+            raise DataError(f"{name}: {int(bad.sum())} label row(s) break the rule "
+                            "(record an integer >= 0, label 0 or 1, request_id set); "
+                            f"first at row {i + 1}: {row}")
+        frames.append(pd.DataFrame({"request_id": f["request_id"].astype(str),
+                                    "record": rec.astype(np.int64),
+                                    LABEL: lab.astype(np.int64)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+@dataclass
+class Joined:
+    frame: pd.DataFrame
+    labels: int
+    duplicate_labels: int
+    unmatched_labels: int
+    duplicate_log_records: int
+    unlabelled_predictions: int
+
+    def counts(self) -> dict[str, int]:
+        return {"labels": self.labels, "labelled_rows": len(self.frame),
+                "duplicate_labels": self.duplicate_labels,
+                "unmatched_labels": self.unmatched_labels,
+                "duplicate_log_records": self.duplicate_log_records,
+                "unlabelled_predictions": self.unlabelled_predictions}
+
+
+def join_labels(log: pd.DataFrame, labels: pd.DataFrame) -> Joined:
+    """The log's records with their label (inner join on the record key)."""
+    keyed = log.assign(request_id=log["request_id"].astype(str))
+    dup_log = keyed.duplicated(list(KEY), keep="first")
+    keyed = keyed.loc[~dup_log]
+    dup_lab = labels.duplicated(list(KEY), keep="first")
+    first = labels.loc[~dup_lab]
+    merged = keyed.merge(first, on=list(KEY), how="inner", validate="one_to_one")
+    return Joined(frame=merged.reset_index(drop=True), labels=len(labels),
+                  duplicate_labels=int(dup_lab.sum()),
+                  unmatched_labels=int(len(first) - len(merged)),
+                  duplicate_log_records=int(dup_log.sum()),
+                  unlabelled_predictions=int(len(keyed) - len(merged)))
+
+
+def served_threshold(p: np.ndarray, decisions: np.ndarray) -> float:
+    """The threshold the served decisions imply (decline when p >= t): the smallest
+    declined probability (1.0 + 1e-12 when nothing was declined)."""
+    declined = p[decisions == DECLINE]
+    return float(declined.min()) if len(declined) else 1.0 + 1e-12
+
+
+def live_performance(joined: pd.DataFrame) -> dict[str, Any]:
+    """ROC AUC, PR AUC, Brier, ECE, ..., default and approval rate, and per-group
+    approval rate and AUC (SEX, EDUCATION, age band), by the core evaluation."""
+    y = joined[LABEL].to_numpy(dtype=np.int64)
+    p = joined["probability"].to_numpy(dtype=np.float64)
+    decisions = joined["decision"].astype(str).to_numpy()
+    threshold = served_threshold(p, decisions)
+    evaluation = ev.evaluate(joined, y, p, threshold=threshold)
+    return {
+        "metrics": evaluation.metrics,
+        "default_rate": float(y.mean()),
+        "approval_rate": float((decisions == APPROVE).mean()),
+        "threshold": threshold,
+        "confusion": evaluation.confusion,
+        "groups": evaluation.fairness,
+    }
+
+
+def champion_figures(version: str | None) -> dict[str, Any] | None:
+    """The registered version's held-out figures (run metrics ``test_*`` and the
+    evaluation's fairness slices); None when there is no champion. A registry that
+    cannot tell raises :class:`~creditrisk.errors.RegistryError`."""
+    from creditrisk.errors import RegistryError
+    from creditrisk.registry import _client, champion_version
+    from creditrisk.settings import get_settings
+
+    version = version or champion_version()
+    if version is None:
+        return None
+    try:
+        client = _client()
+        mv = client.get_model_version(get_settings().model_name, str(version))
+        metrics = dict(client.get_run(mv.run_id).data.metrics)
+        import mlflow
+
+        path = mlflow.artifacts.download_artifacts(run_id=mv.run_id,
+                                                   artifact_path="evaluation.json")
+        evaluation = json.loads(Path(path).read_text())
+    except Exception as exc:
+        raise RegistryError(f"cannot read the held-out figures of version {version}: "
+                            f"{exc}") from exc
+    return {
+        "version": str(version),
+        "metrics": {k[len("test_"):]: v for k, v in metrics.items()
+                    if k.startswith("test_") and k[len("test_"):] in
+                    ("roc_auc", "pr_auc", "brier", "ece", "ks", "log_loss")},
+        "threshold": metrics.get("threshold"),
+        "groups": evaluation.get("fairness", []),
+    }

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from creditrisk.cli_common import console, print_json, user_errors
+from creditrisk.cli_deploy import deploy_app, model_deploy
 from creditrisk.cli_pipeline import pipeline_app
 
 app = typer.Typer(
@@ -25,6 +26,8 @@ model_app = typer.Typer(help="The registered model: gate and promote, roll back,
                         no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
+app.add_typer(deploy_app, name="deploy")
+model_app.command("deploy")(model_deploy)
 app.add_typer(pipeline_app, name="pipeline")
 
 def _progress() -> tuple[Any, Callable[[str], None]]:

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         validation_alias="MLFLOW_TRACKING_URI",
         description="MLflow tracking server; default: a SQLite store under `home`.",
     )
+    mlflow_artifacts_destination: str = Field(
+        default="s3://mlflow/artifacts",
+        description="The cluster MLflow server's --artifacts-destination: where its "
+                    "mlflow-artifacts:/ URIs live on S3 (`creditrisk model deploy` maps them).",
+    )
 
     # --- images ---------------------------------------------------------------------------
     image_registry: str = "ghcr.io/creditrisk"

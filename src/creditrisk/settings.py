@@ -77,6 +77,18 @@ class Settings(BaseSettings):
         default=None,
         description="Directory or s3:// prefix for the prediction log; default under `home`.",
     )
+    prediction_log_spool_dir: Path | None = Field(
+        default=None,
+        description="Local spool of an s3:// prediction log (segments not yet uploaded); "
+                    "default: `home`/prediction-log-spool.",
+    )
+    prediction_log_segment_bytes: int = Field(default=16 << 20, ge=4096,
+                                              description="A log segment is closed at this size.")
+    prediction_log_segment_age_s: float = Field(default=60.0, gt=0,
+                                                description="... or at this age.")
+    prediction_log_spool_max_bytes: int = Field(
+        default=2 << 30, ge=1 << 20,
+        description="Bound of the local spool; past it records are dropped and counted.")
 
     # --- derived values -------------------------------------------------------------------
     @property
@@ -113,6 +125,10 @@ class Settings(BaseSettings):
     @property
     def prediction_log_location(self) -> str:
         return self.prediction_log_uri or str(self.home / "prediction-log")
+
+    @property
+    def prediction_log_spool_path(self) -> Path:
+        return self.prediction_log_spool_dir or self.home / "prediction-log-spool"
 
 
 @lru_cache(maxsize=1)

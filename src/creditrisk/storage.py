@@ -14,13 +14,16 @@ from typing import Any
 from creditrisk.errors import DataError
 
 
-def s3_client() -> Any:
+def s3_client(**config: Any) -> Any:
     """A boto3 S3 client; the endpoint is ``AWS_ENDPOINT_URL`` or ``MLFLOW_S3_ENDPOINT_URL``
-    (MinIO), the credentials boto3's usual ones."""
+    (MinIO), the credentials boto3's usual ones; ``config``: botocore ``Config`` options
+    (timeouts, retries)."""
     import boto3
+    from botocore.config import Config
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("MLFLOW_S3_ENDPOINT_URL")
-    return boto3.client("s3", endpoint_url=endpoint or None)
+    return boto3.client("s3", endpoint_url=endpoint or None,
+                        config=Config(**config) if config else None)
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:

@@ -1,10 +1,8 @@
 """In-process logic of the serving layer: request parsing, the validation fast path,
-explanations mapping, metrics labels, the prediction log."""
+explanations mapping, metrics labels (the prediction log: test_predlog.py)."""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +12,6 @@ from kserve.protocol.infer_type import InferInput, InferRequest
 from creditrisk.contract import FEATURE_NAMES, FEATURES
 from creditrisk.features import OUTPUT_NAMES, OUTPUT_SOURCES
 from creditrisk.serve import explain, metrics
-from creditrisk.serve.predlog import Batch, PredictionLog, read_prediction_log
 from creditrisk.serve.protocol import (
     RequestRejected,
     ServedModel,
@@ -235,47 +232,3 @@ def test_score_collector_histogram() -> None:
     assert {s.labels["decision"]: s.value for s in dec.samples} == {"approve": 2,
                                                                      "decline": 2}
 
-
-# --------------------------------------------------------------------------------------
-# Prediction log
-# --------------------------------------------------------------------------------------
-
-
-def _batch(rid: str, n: int, ts: float | None = None) -> Batch:
-    X = np.tile(np.array([GOOD[k] for k in FEATURE_NAMES], dtype=float), (n, 1))
-    p = np.linspace(0.1, 0.9, n)
-    return Batch(rid, ts or time.time(), "credit-default", "3", X, p,
-                 ["approve"] * n, ["low"] * n)
-
-
-def test_prediction_log_local_close_flushes_everything(tmp_path: Path) -> None:
-    plog = PredictionLog(str(tmp_path / "log"), interval_s=60)  # no timed drain
-    day = time.mktime((2026, 3, 1, 12, 0, 0, 0, 0, -1))
-    for i in range(50):
-        assert plog.submit(_batch(f"r{i}", i % 4 + 1))
-    assert plog.submit(_batch("old", 2, ts=day))
-    plog.close()
-    assert not plog.submit(_batch("late", 1))  # closed: counted as dropped
-    frame = read_prediction_log(str(tmp_path / "log"))
-    assert len(frame) == sum(i % 4 + 1 for i in range(50)) + 2
-    assert set(FEATURE_NAMES) <= set(frame.columns)
-    assert (tmp_path / "log" / "date=2026-03-01").is_dir()
-    assert len(read_prediction_log(str(tmp_path / "log"), dates=["2026-03-01"])) == 2
-    assert plog.written == len(frame) and plog.dropped == 1
-
-
-def test_prediction_log_s3(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-    for k, v in s3_server.items():
-        if k != "endpoint":
-            monkeypatch.setenv(k, v)
-    import boto3
-
-    boto3.client("s3", endpoint_url=s3_server["endpoint"]).create_bucket(Bucket="predlog")
-    plog = PredictionLog("s3://predlog/prod/predictions", interval_s=0.05,
-                         upload_interval_s=60)
-    for i in range(20):
-        plog.submit(_batch(f"s{i}", 3))
-    plog.close()
-    frame = read_prediction_log("s3://predlog/prod/predictions")
-    assert len(frame) == 60
-    assert frame["request_id"].nunique() == 20

@@ -44,9 +44,21 @@ PREDLOG_RECORDS = Counter(
     "Records handed to the prediction log, by outcome (written, dropped, failed).",
     ["outcome"],
 )
-PREDLOG_QUEUE = Gauge(
-    f"{PREFIX}_prediction_log_queue_batches",
-    "Batches waiting in the prediction log's queue.",
+PREDLOG_SPOOL_BYTES = Gauge(
+    f"{PREFIX}_prediction_log_spool_bytes",
+    "Bytes of the prediction log on local disk not yet at an s3:// location.",
+)
+PREDLOG_SPOOL_LIMIT = Gauge(
+    f"{PREFIX}_prediction_log_spool_limit_bytes",
+    "Bound of the prediction log's spool (0: a local log, no spool); past it: dropped.",
+)
+PREDLOG_SPOOL_RECORDS = Gauge(
+    f"{PREFIX}_prediction_log_pending_records",
+    "Records appended to the prediction log and not yet in a closed file at its location.",
+)
+PREDLOG_SHIP_ERRORS = Counter(
+    f"{PREFIX}_prediction_log_upload_errors",
+    "Failed uploads of prediction log segments (each is retried; nothing is lost).",
 )
 PREDICTOR_ERRORS = Counter(
     f"{PREFIX}_predictor_errors",

@@ -1,0 +1,375 @@
+"""The prediction log (creditrisk.serve.predlog): format, segments, counters, killed
+writers, S3 outages (moto's S3 server behind a TCP forwarder that is taken down and
+brought back on the same port), the spool bound, leftovers shipped after a restart."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+
+from creditrisk.contract import FEATURE_NAMES
+from creditrisk.serve import metrics
+from creditrisk.serve.predlog import (
+    Batch,
+    PredictionLog,
+    encode_batch,
+    read_prediction_log,
+)
+from tests.helpers import REPO, free_port
+
+GOOD = {
+    "LIMIT_BAL": 50000, "SEX": 2, "EDUCATION": 2, "MARRIAGE": 1, "AGE": 35,
+    "PAY_0": 0, "PAY_2": 0, "PAY_3": 0, "PAY_4": 0, "PAY_5": 0, "PAY_6": 0,
+    "BILL_AMT1": 1000, "BILL_AMT2": 900, "BILL_AMT3": 800, "BILL_AMT4": 700,
+    "BILL_AMT5": 600, "BILL_AMT6": 500, "PAY_AMT1": 100, "PAY_AMT2": 100,
+    "PAY_AMT3": 100, "PAY_AMT4": 100, "PAY_AMT5": 100, "PAY_AMT6": 100,
+}
+FIELDS = ["request_id", "timestamp", "model_name", "model_version", "record",
+          *FEATURE_NAMES, "probability", "decision", "risk_band"]
+
+
+def _batch(rid: str, n: int, ts: float | None = None) -> Batch:
+    X = np.tile(np.array([GOOD[k] for k in FEATURE_NAMES], dtype=float), (n, 1))
+    X[:, 0] += np.arange(n)
+    p = np.linspace(0.1, 0.9, n)
+    return Batch(rid, ts or time.time(), "credit-default", "3", X, p,
+                 ["approve"] * n, ["low"] * n)
+
+
+def _outcome(name: str) -> float:
+    return metrics.PREDLOG_RECORDS.labels(outcome=name)._value.get()
+
+
+def _keys(frame) -> list[tuple[str, int]]:
+    return sorted(zip(frame["request_id"], frame["record"].astype(int), strict=True))
+
+
+def _files(root: Path, pattern: str) -> list[Path]:
+    return sorted(root.glob(f"date=*/{pattern}"))
+
+
+# --------------------------------------------------------------------------------------
+# Format
+# --------------------------------------------------------------------------------------
+
+
+def test_lines_are_json_objects_with_the_agreed_fields() -> None:
+    ts = time.mktime((2026, 3, 1, 12, 0, 0, 0, 0, -1)) + 0.25
+    for n in (1, 4):
+        b = _batch('odd "id" \\ é', n, ts)
+        lines = encode_batch(b).split(b"\n")
+        assert lines[-1] == b"" and len(lines) == n + 1
+        rows = [orjson.loads(line) for line in lines[:-1]]
+        assert [list(r) for r in rows] == [FIELDS] * n
+        assert [r["record"] for r in rows] == list(range(n))
+        assert {r["request_id"] for r in rows} == {'odd "id" \\ é'}
+        assert rows[0]["timestamp"].endswith(".250000+00:00")
+        assert [r["LIMIT_BAL"] for r in rows] == b.X[:, 0].tolist()
+        assert [r["probability"] for r in rows] == b.probability.tolist()
+    # a lone surrogate (a client's "\ud800") still gives valid JSON
+    assert orjson.loads(encode_batch(_batch("a\ud800b", 1)).rstrip())["request_id"] == "a?b"
+
+
+# --------------------------------------------------------------------------------------
+# Local location: segments under the location itself
+# --------------------------------------------------------------------------------------
+
+
+def test_local_log_segments_close_by_size_age_date_and_shutdown(tmp_path: Path) -> None:
+    loc = tmp_path / "log"
+    before = _outcome("written")
+    plog = PredictionLog(str(loc), segment_bytes=4096, segment_age_s=3600)
+    day = time.mktime((2026, 3, 1, 12, 0, 0, 0, 0, -1))
+    total = 0
+    for i in range(60):
+        n = i % 4 + 1
+        assert plog.submit(_batch(f"r{i}", n))
+        total += n
+    assert plog.submit(_batch("old", 2, ts=day))  # another date: another partition
+    total += 2
+    # closed by size: complete .jsonl files; the segment still open is never .jsonl
+    assert len(_files(loc, "*.jsonl")) >= 2
+    assert [p.name.endswith(".jsonl.open") for p in _files(loc, "*.open")] == [True]
+    assert len(read_prediction_log(str(loc))) == plog.written < total
+    plog.close()
+    assert not plog.submit(_batch("late", 1))  # closed: counted as dropped
+    assert _files(loc, "*.open") == []
+    frame = read_prediction_log(str(loc))
+    assert len(frame) == total == plog.written == _outcome("written") - before
+    assert plog.dropped == 1 and plog.failed == 0 and plog.pending == 0
+    assert len(set(_keys(frame))) == total
+    assert list(frame.columns) == FIELDS
+    assert len(read_prediction_log(str(loc), dates=["2026-03-01"])) == 2
+
+
+def test_local_segment_closed_by_age(tmp_path: Path) -> None:
+    plog = PredictionLog(str(tmp_path), segment_age_s=0.2, ship_interval_s=0.05)
+    try:
+        plog.submit(_batch("a", 3))
+        deadline = time.monotonic() + 10
+        while plog.written < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert plog.written == 3 and len(_files(tmp_path, "*.jsonl")) == 1
+        assert _files(tmp_path, "*.open") == []
+    finally:
+        plog.close()
+
+
+_KILLED_WRITER = """
+import os, signal, sys, time
+import numpy as np
+from creditrisk.serve.predlog import Batch, PredictionLog
+plog = PredictionLog(sys.argv[1], segment_bytes=1 << 20, segment_age_s=3600)
+for i in range(int(sys.argv[2])):
+    plog.submit(Batch(f"k{i}", time.time(), "m", "1", np.ones((2, 23)), np.array([.1, .2]),
+                      ["approve"] * 2, ["low"] * 2))
+print("answered", flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _run_killed_writer(location: str, n: int, env: dict[str, str] | None = None) -> None:
+    out = subprocess.run([sys.executable, "-c", _KILLED_WRITER, location, str(n)],
+                         capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "src"), **(env or {})})
+    assert out.returncode == -signal.SIGKILL and "answered" in out.stdout, out.stderr
+
+
+def test_segment_of_a_killed_writer_is_closed_at_the_next_start(tmp_path: Path) -> None:
+    loc = tmp_path / "log"
+    _run_killed_writer(str(loc), 50)
+    [left] = _files(loc, "*.open")
+    assert read_prediction_log(str(loc)).empty  # open segments are not part of the log
+    with left.open("ab") as f:  # a torn last line (what only a machine crash leaves)
+        f.write(b'{"request_id":"torn","rec')
+    plog = PredictionLog(str(loc))
+    plog.close()
+    assert (plog.written, plog.failed) == (100, 1)
+    frame = read_prediction_log(str(loc))
+    assert _keys(frame) == sorted((f"k{i}", r) for i in range(50) for r in (0, 1))
+    assert _files(loc, "*.open") == []
+
+
+def test_a_live_writers_segment_is_left_alone(tmp_path: Path) -> None:
+    first = PredictionLog(str(tmp_path), segment_age_s=3600)
+    try:
+        first.submit(_batch("live", 2))
+        second = PredictionLog(str(tmp_path))  # e.g. a second server on the same folder
+        second.close()
+        assert second.written == 0 and len(_files(tmp_path, "*.open")) == 1
+    finally:
+        first.close()
+    assert first.written == 2 and len(read_prediction_log(str(tmp_path))) == 2
+
+
+def test_append_failure_is_counted_never_raised(tmp_path: Path) -> None:
+    plog = PredictionLog(str(tmp_path), segment_age_s=3600)
+    assert plog.submit(_batch("ok", 1))
+    saved = os.dup(plog._fd)
+    broken = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(broken, plog._fd)  # the segment's descriptor now refuses writes (EBADF)
+    before = _outcome("failed")
+    try:
+        assert not plog.submit(_batch("lost", 3))
+    finally:
+        os.dup2(saved, plog._fd)
+        os.close(saved)
+        os.close(broken)
+    assert plog.submit(_batch("ok2", 2))
+    plog.close()
+    assert (plog.written, plog.failed) == (3, 3) and _outcome("failed") - before == 3
+    assert len(read_prediction_log(str(tmp_path))) == 3
+
+
+# --------------------------------------------------------------------------------------
+# S3 location: local spool, uploads, outages
+# --------------------------------------------------------------------------------------
+
+
+class TcpOutage:
+    """A TCP forwarder to ``upstream`` on a fixed port that can be taken down (connection
+    refused, open connections cut) and brought back on the same port."""
+
+    def __init__(self, upstream: int) -> None:
+        self.upstream = upstream
+        self.port = free_port()
+        self._srv: socket.socket | None = None
+        self._conns: set[socket.socket] = set()
+        self.up()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def up(self) -> None:
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", self.port))
+        srv.listen(64)
+        self._srv = srv
+        threading.Thread(target=self._accept, args=(srv,), daemon=True).start()
+
+    def down(self) -> None:
+        if self._srv is not None:
+            with contextlib.suppress(OSError):
+                self._srv.shutdown(socket.SHUT_RDWR)
+            self._srv.close()
+            self._srv = None
+        for c in list(self._conns):
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+            c.close()
+        self._conns.clear()
+
+    def _accept(self, srv: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = srv.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream))
+            except OSError:
+                client.close()
+                continue
+            self._conns |= {client, upstream}
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def s3_outage(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch
+              ) -> Iterator[TcpOutage]:
+    """moto's S3 server reached through a :class:`TcpOutage`; a fresh bucket ``predlog``."""
+    import boto3
+
+    proxy = TcpOutage(int(s3_server["endpoint"].rsplit(":", 1)[1]))
+    for k, v in s3_server.items():
+        if k != "endpoint":
+            monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", proxy.endpoint)
+    s3 = boto3.client("s3", endpoint_url=s3_server["endpoint"])
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket="predlog")
+    for obj in s3.list_objects_v2(Bucket="predlog").get("Contents", []):
+        s3.delete_object(Bucket="predlog", Key=obj["Key"])
+    try:
+        yield proxy
+    finally:
+        proxy.down()
+
+
+def _wait(cond, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+LOC = "s3://predlog/prod/predictions"
+
+
+def test_s3_log_spools_through_an_outage_and_counts_exactly(
+        s3_outage: TcpOutage, tmp_path: Path) -> None:
+    errors_before = metrics.PREDLOG_SHIP_ERRORS._value.get()
+    plog = PredictionLog(LOC, spool_dir=tmp_path / "spool", segment_bytes=8192,
+                         segment_age_s=0.2, ship_interval_s=0.05)
+    submitted = 0
+    try:
+        for i in range(20):
+            plog.submit(_batch(f"before{i}", 3))
+            submitted += 3
+        _wait(lambda: plog.written == submitted)
+        s3_outage.down()
+        for i in range(150):  # ~3 s of traffic while S3 is unreachable
+            assert plog.submit(_batch(f"during{i}", i % 5 + 1))
+            submitted += i % 5 + 1
+            time.sleep(0.02)
+        assert plog.pending > 0 and plog.written < submitted
+        assert metrics.PREDLOG_SPOOL_BYTES._value.get() > 0
+        assert metrics.PREDLOG_SHIP_ERRORS._value.get() > errors_before
+        s3_outage.up()
+        for i in range(10):
+            plog.submit(_batch(f"after{i}", 2))
+            submitted += 2
+        _wait(lambda: plog.written == submitted)
+    finally:
+        plog.close()
+    assert (plog.written, plog.dropped, plog.failed, plog.pending) == (submitted, 0, 0, 0)
+    frame = read_prediction_log(LOC)
+    assert len(frame) == submitted and len(set(_keys(frame))) == submitted
+    assert list((tmp_path / "spool").rglob("*.jsonl*")) == []  # every segment shipped
+
+
+def test_past_the_spool_bound_records_are_dropped_and_counted(
+        s3_outage: TcpOutage, tmp_path: Path) -> None:
+    dropped_before = _outcome("dropped")
+    s3_outage.down()
+    plog = PredictionLog(LOC, spool_dir=tmp_path / "spool", segment_bytes=8192,
+                         spool_max_bytes=40_000, segment_age_s=0.2, ship_interval_s=0.05)
+    accepted = refused = 0
+    try:
+        for i in range(100):  # ~1,070 bytes a record: the bound holds ~37 records
+            if plog.submit(_batch(f"b{i}", 2)):
+                accepted += 2
+            else:
+                refused += 2
+        assert accepted and refused
+        assert plog.dropped == refused and _outcome("dropped") - dropped_before == refused
+        assert metrics.PREDLOG_SPOOL_LIMIT._value.get() == 40_000
+        spooled = sum(p.stat().st_size for p in (tmp_path / "spool").rglob("*.jsonl*"))
+        assert spooled <= 40_000
+        s3_outage.up()
+        _wait(lambda: plog.written == accepted)
+    finally:
+        plog.close()
+    assert (plog.written, plog.dropped, plog.failed) == (accepted, refused, 0)
+    assert len(read_prediction_log(LOC)) == accepted
+
+
+def test_restart_ships_leftover_segments(s3_outage: TcpOutage, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    s3_outage.down()
+    first = PredictionLog(LOC, spool_dir=spool, segment_bytes=8192, segment_age_s=3600)
+    for i in range(30):
+        first.submit(_batch(f"l{i}", 2))
+    first.close(timeout_s=0.5)  # S3 down: the segments stay in the spool
+    assert first.written == 0 and first.pending == 60
+    assert len(list(spool.rglob("*.jsonl"))) >= 2
+    # ... and a killed writer's open segment, in the same spool
+    _run_killed_writer(LOC, 5, env={"CREDITRISK_PREDICTION_LOG_SPOOL_DIR": str(spool)})
+    assert len(list(spool.rglob("*.jsonl.open"))) == 1
+    s3_outage.up()
+    second = PredictionLog(LOC, spool_dir=spool, ship_interval_s=0.05)
+    try:
+        _wait(lambda: second.written == 70)
+    finally:
+        second.close()
+    assert (second.written, second.failed, second.pending) == (70, 0, 0)
+    frame = read_prediction_log(LOC)
+    assert len(frame) == 70 and len(set(_keys(frame))) == 70
+    assert list(spool.rglob("*.jsonl*")) == []

@@ -65,3 +65,16 @@ def serving_names() -> dict[str, str]:
         "predict_seconds": PREDICT_HIST_TIME._name,
         "postprocess_seconds": POST_HIST_TIME._name,
     }
+
+# --- schedules of the jobs (the CronJobs and the staleness alerts read these) -----------
+#: The drift job runs hourly; its staleness alert fires after twice that without success.
+DRIFT_SCHEDULE = "0 * * * *"
+DRIFT_INTERVAL_S = 3600
+#: The live-performance job runs daily (labels arrive late).
+PERFORMANCE_SCHEDULE = "30 2 * * *"
+PERFORMANCE_INTERVAL_S = 86400
+#: Scrape ``job`` names of the servers (the rules and dashboards match them by regex
+#: ``.*transformer.*`` / ``.*predictor.*``, so a cluster's ServiceMonitor names fit too).
+TRANSFORMER_JOB = f"{PREFIX}-transformer"
+PREDICTOR_JOB = f"{PREFIX}-predictor"
+PUSHGATEWAY_JOB = f"{PREFIX}-pushgateway"

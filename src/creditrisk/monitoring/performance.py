@@ -181,5 +181,21 @@ def champion_figures(version: str | None) -> dict[str, Any] | None:
                     if k.startswith("test_") and k[len("test_"):] in
                     ("roc_auc", "pr_auc", "brier", "ece", "ks", "log_loss")},
         "threshold": metrics.get("threshold"),
-        "groups": evaluation.get("fairness", []),
+        "groups": [*_overall_approval(evaluation.get("confusion")),
+                   *evaluation.get("fairness", [])],
     }
+
+
+def _overall_approval(confusion: dict[str, int] | None) -> list[dict[str, Any]]:
+    """The held-out approval rate over all clients (approve when p < threshold: the
+    predicted negatives), as a group ``ALL``."""
+    from creditrisk.monitoring.names import ALL_GROUPS
+
+    if not confusion:
+        return []
+    total = sum(int(v) for v in confusion.values())
+    if not total:
+        return []
+    approved = int(confusion.get("tn", 0)) + int(confusion.get("fn", 0))
+    return [{"attribute": ALL_GROUPS, "group": ALL_GROUPS, "n": total,
+             "approval_rate": approved / total, "roc_auc": None}]

@@ -1,0 +1,248 @@
+"""The Grafana dashboards, generated from code (plain Grafana JSON model, schema 39):
+*creditrisk / Serving* and *creditrisk / Model health*.
+
+Written by ``creditrisk monitor dashboards --out monitoring/dashboards`` into golden
+files that a test keeps current. Ready for the kube-prometheus-stack Grafana sidecar:
+no ``__inputs``, the datasource is the template variable ``datasource`` (any Prometheus),
+stable dashboard uids, panel ids assigned in order. Metric names come from
+:mod:`creditrisk.monitoring.names` (and, through it, from the serving code).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from creditrisk.monitoring import names as n
+
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+RATE = "$__rate_interval"
+TRANSFORMER = 'job=~".*transformer.*"'
+SCHEMA_VERSION = 39
+WIDTH = 24
+
+
+def _target(expr: str, legend: str = "", ref: str = "A", *, instant: bool = False,
+            fmt: str = "time_series") -> dict[str, Any]:
+    t: dict[str, Any] = {"datasource": DATASOURCE, "expr": expr, "refId": ref,
+                         "legendFormat": legend or "__auto", "range": not instant,
+                         "instant": instant}
+    if fmt != "time_series":
+        t["format"] = fmt
+    return t
+
+
+def _targets(*pairs: tuple[str, str], instant: bool = False, fmt: str = "time_series"
+             ) -> list[dict[str, Any]]:
+    return [_target(e, legend, chr(ord("A") + i), instant=instant, fmt=fmt)
+            for i, (e, legend) in enumerate(pairs)]
+
+
+def _panel(kind: str, title: str, targets: list[dict[str, Any]], *, w: int = 12, h: int = 8,
+           unit: str = "short", description: str = "", decimals: int | None = None,
+           minimum: float | None = None, maximum: float | None = None,
+           options: dict[str, Any] | None = None) -> dict[str, Any]:
+    defaults: dict[str, Any] = {"unit": unit}
+    if decimals is not None:
+        defaults["decimals"] = decimals
+    if minimum is not None:
+        defaults["min"] = minimum
+    if maximum is not None:
+        defaults["max"] = maximum
+    return {"type": kind, "title": title, "description": description,
+            "datasource": DATASOURCE, "targets": targets,
+            "fieldConfig": {"defaults": defaults, "overrides": []},
+            "options": options or {}, "gridPos": {"w": w, "h": h}}
+
+
+def _row(title: str) -> dict[str, Any]:
+    return {"type": "row", "title": title, "collapsed": False, "panels": [],
+            "gridPos": {"w": WIDTH, "h": 1}}
+
+
+def _layout(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Ids in order and a left-to-right, top-to-bottom grid."""
+    x = y = row_h = 0
+    for i, p in enumerate(panels, start=1):
+        p["id"] = i
+        w, h = p["gridPos"]["w"], p["gridPos"]["h"]
+        if p["type"] == "row" or x + w > WIDTH:
+            y, x, row_h = y + row_h, 0, 0
+        p["gridPos"] = {"x": x, "y": y, "w": w, "h": h}
+        x, row_h = x + w, max(row_h, h)
+        if p["type"] == "row":
+            x, y, row_h = 0, y + h, 0
+    return panels
+
+
+def _dashboard(uid: str, title: str, description: str, panels: list[dict[str, Any]]
+               ) -> dict[str, Any]:
+    return {
+        "uid": uid,
+        "title": title,
+        "description": description,
+        "tags": ["creditrisk"],
+        "editable": True,
+        "graphTooltip": 1,
+        "refresh": "30s",
+        "schemaVersion": SCHEMA_VERSION,
+        "time": {"from": "now-6h", "to": "now"},
+        "timezone": "utc",
+        "templating": {"list": [{
+            "name": "datasource", "label": "Prometheus", "type": "datasource",
+            "query": "prometheus", "current": {}, "hide": 0, "refresh": 1,
+            "regex": "", "includeAll": False, "multi": False,
+        }]},
+        "annotations": {"list": []},
+        "links": [],
+        "panels": _layout(panels),
+        "version": 1,
+    }
+
+
+def serving() -> dict[str, Any]:
+    s = n.serving_names()
+    req = s["requests"]
+    stages = (("preprocess", s["preprocess_seconds"]), ("predict", s["predict_seconds"]),
+              ("postprocess", s["postprocess_seconds"]))
+    latency = [
+        _panel("timeseries", f"Latency: {stage} (transformer)", _targets(*(
+            (f"histogram_quantile({q}, sum by (le) (rate({metric}_bucket{{{TRANSFORMER}}}"
+             f"[{RATE}])))", f"p{int(q * 100)}") for q in (0.5, 0.95, 0.99))),
+            w=8, unit="s",
+            description=f"KServe's {metric} histogram of the transformer: p50, p95, p99.")
+        for stage, metric in stages
+    ]
+    panels = [
+        _row("Traffic"),
+        _panel("timeseries", "Requests by protocol and status", _targets(
+            (f'sum by (protocol, status) (rate({req}{{server="transformer"}}[{RATE}]))',
+             "{{protocol}} {{status}}")), unit="reqps",
+            description="Inference requests to the transformer per second."),
+        _panel("timeseries", "5xx and 503 responses", _targets(
+            (f'sum(rate({req}{{server="transformer",status=~"5.."}}[{RATE}])) or vector(0)',
+             "5xx"),
+            (f'sum(rate({req}{{server="transformer",status="503"}}[{RATE}])) or vector(0)',
+             "503 (predictor unavailable)")), unit="reqps",
+            description="Failed requests per second (alerts: CreditRiskHigh5xxRatio, "
+            "CreditRiskPredictorUnavailable)."),
+        _row("Latency per stage"),
+        *latency,
+        _row("Inputs and outputs"),
+        _panel("timeseries", "Validation failures by field and rule", _targets(
+            (f"sum by (field, rule) (rate({s['validation_failures']}[{RATE}]))",
+             "{{field}} {{rule}}")), unit="short",
+            description="Fields of client records that break the feature contract."),
+        _panel("timeseries", "Decisions by outcome", _targets(
+            (f"sum by (decision) (rate({s['decisions']}[{RATE}]))", "{{decision}}")),
+            unit="short", description="Scored records per second by decision."),
+        _panel("bargauge", "Predicted probability distribution", _targets(
+            (f"sum by (le) (increase({s['probability']}_bucket[$__range]))", "{{le}}"),
+            instant=True, fmt="heatmap"), unit="short",
+            description="Scored records by predicted-probability bucket (upper bound) "
+            "over the dashboard's time range.",
+            options={"displayMode": "basic", "orientation": "vertical",
+                     "reduceOptions": {"calcs": ["lastNotNull"], "values": False}}),
+        _panel("timeseries", "Prediction log records by outcome", _targets(
+            (f"sum by (outcome) (rate({s['predlog_records']}[{RATE}]))", "{{outcome}}")),
+            unit="short", description="Written, dropped or failed prediction-log records."),
+        _panel("table", "Serving model version", _targets(
+            (f"max by (model_name, model_version) ({s['model_info']})", ""),
+            instant=True, fmt="table"), unit="short",
+            description="The registered model version each transformer serves."),
+        _panel("stat", "Servers up", _targets(
+            ('up{job=~".*(transformer|predictor).*"}', "{{job}} {{instance}}")),
+            unit="short", description="Scrape health of the transformer and predictor."),
+    ]
+    return _dashboard("creditrisk-serving", "creditrisk / Serving",
+                      "KServe transformer and predictor of the credit-default model: "
+                      "traffic, latency per stage, errors, inputs and outputs.", panels)
+
+
+def model_health() -> dict[str, Any]:
+    panels = [
+        _row("Drift (hourly drift job)"),
+        _panel("timeseries", "Share of drifted features", _targets(
+            (f"max by (model) ({n.DRIFT_SHARE})", "{{model}}")), unit="percentunit",
+            minimum=0, maximum=1, description="Share of the 23 contract features whose "
+            "drift was detected, per drift run."),
+        _panel("stat", "Drift detected", _targets((f"max({n.DRIFT_DETECTED})", "")),
+               w=6, description="1: the last drift run found data or prediction drift.",
+               options={"colorMode": "background", "graphMode": "none"}),
+        _panel("stat", "Prediction drift score", _targets(
+            (f"max({n.DRIFT_PREDICTION_SCORE})", "")), w=6, decimals=3,
+            description="Drift score of the predicted probability (method in drift.json)."),
+        _panel("timeseries", "Per-feature drift scores", _targets(
+            (f"max by (feature) ({n.DRIFT_FEATURE_SCORE})", "{{feature}}")), w=24, h=9,
+            description="Drift score per feature (Wasserstein in reference std. devs for "
+            "numerical and ordinal features, Jensen-Shannon for categorical)."),
+        _panel("bargauge", "Drifted features (last run)", _targets(
+            (f"max by (feature) ({n.DRIFT_FEATURE_DRIFTED})", "{{feature}}"),
+            instant=True), minimum=0, maximum=1,
+            description="1 for each feature whose drift was detected in the last run.",
+            options={"displayMode": "basic", "orientation": "horizontal",
+                     "reduceOptions": {"calcs": ["lastNotNull"], "values": False}}),
+        _panel("timeseries", "Rows compared", _targets(
+            (f"max by (dataset) ({n.DRIFT_ROWS})", "{{dataset}}")),
+            description="Rows of the reference sample and of the current window."),
+        _row("Live performance (delayed labels)"),
+        _panel("timeseries", "ROC AUC: live vs champion (held-out)", _targets(
+            (f"max({n.LIVE_ROC_AUC})", "live"),
+            (f"max({n.CHAMPION_TEST_ROC_AUC})", "champion held-out")), decimals=3,
+            description="Alert CreditRiskLiveRocAucLow under the gate's floor 0.75."),
+        _panel("timeseries", "Brier score: live vs champion (held-out)", _targets(
+            (f"max({n.LIVE_BRIER})", "live"),
+            (f"max({n.CHAMPION_TEST_BRIER})", "champion held-out"),
+            (f"max({n.LIVE_ECE})", "live ECE")), decimals=4,
+            description="Lower is better."),
+        _panel("timeseries", "Approval rate by group", _targets(
+            (f"max by (attribute, group) ({n.LIVE_APPROVAL_RATE})",
+             "live {{attribute}}={{group}}"),
+            (f"max by (attribute, group) ({n.CHAMPION_TEST_APPROVAL_RATE})",
+             "champion {{attribute}}={{group}}")), w=24, h=9, unit="percentunit",
+            description="Live approval rate by SEX, EDUCATION and age band beside the "
+            "champion's held-out rate (alert CreditRiskApprovalRateShifted)."),
+        _panel("stat", "Labelled rows", _targets((f"max({n.LIVE_LABELLED_ROWS})", "")),
+               w=6, description="Live predictions joined with a label in the last run."),
+        _panel("stat", "Live default rate", _targets((f"max({n.LIVE_DEFAULT_RATE})", "")),
+               w=6, unit="percentunit", description="Observed default rate of the "
+               "labelled predictions."),
+        _row("Freshness of the jobs"),
+        _panel("stat", "Since the last successful drift run", _targets(
+            (f"time() - max({n.DRIFT_LAST_SUCCESS})", "")), unit="s",
+            description="Alert CreditRiskDriftJobStale past twice the hourly schedule.",
+            options={"colorMode": "value", "graphMode": "none"}),
+        _panel("stat", "Since the last successful performance run", _targets(
+            (f"time() - max({n.LIVE_LAST_SUCCESS})", "")), unit="s",
+            description="The performance job runs daily.",
+            options={"colorMode": "value", "graphMode": "none"}),
+    ]
+    return _dashboard("creditrisk-model-health", "creditrisk / Model health",
+                      "Drift of the inputs and of the predictions, live performance "
+                      "against delayed labels, freshness of the monitoring jobs.", panels)
+
+
+DASHBOARDS = {"serving.json": serving, "model-health.json": model_health}
+
+
+def render(dashboard: dict[str, Any]) -> str:
+    return json.dumps(dashboard, indent=2, sort_keys=True) + "\n"
+
+
+def write_dashboards(out: Path) -> list[Path]:
+    """Write every dashboard into ``out`` (the golden files: monitoring/dashboards)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, build in DASHBOARDS.items():
+        path = out / name
+        path.write_text(render(build()))
+        paths.append(path)
+    return paths
+
+
+def panel_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
+    """(panel title, PromQL) of every query of a dashboard."""
+    return [(p["title"], t["expr"]) for p in dashboard["panels"]
+            for t in p.get("targets", [])]

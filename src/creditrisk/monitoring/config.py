@@ -70,10 +70,17 @@ class DriftConfig(_Strict):
     @field_validator("window")
     @classmethod
     def _span(cls, v: str) -> str:
-        from creditrisk.monitoring.window import parse_span
+        return _checked_span(v)
 
+
+def _checked_span(v: str) -> str:
+    from creditrisk.monitoring.window import WindowError, parse_span
+
+    try:
         parse_span(v)
-        return v
+    except WindowError as exc:
+        raise ValueError(str(exc)) from None
+    return v
 
 
 class PerformanceConfig(_Strict):
@@ -85,10 +92,7 @@ class PerformanceConfig(_Strict):
     @field_validator("window")
     @classmethod
     def _span(cls, v: str) -> str:
-        from creditrisk.monitoring.window import parse_span
-
-        parse_span(v)
-        return v
+        return _checked_span(v)
 
 
 class RetrainConfig(_Strict):

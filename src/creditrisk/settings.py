@@ -69,6 +69,17 @@ class Settings(BaseSettings):
     predictor_http_port: int = 8085
     predictor_grpc_port: int = 8086
     mlflow_port: int = 5000
+    s3_port: int = 9000  # the local stack's S3 endpoint (moto's server standing in for MinIO)
+    prometheus_port: int = 9090
+    pushgateway_port: int = 9091
+
+    # --- the local stack (`creditrisk stack up`) ------------------------------------------
+    stack_dir: Path | None = Field(
+        default=None,
+        description="State folder of `creditrisk stack` (config, logs, reports); "
+                    "default: `home`/stack.",
+    )
+    stack_bucket: str = "creditrisk"
 
     # --- serving --------------------------------------------------------------------------
     max_batch_size: int = Field(default=1000, ge=1)
@@ -109,6 +120,10 @@ class Settings(BaseSettings):
     @property
     def artifact_root(self) -> str:
         return (self.home / "mlartifacts").resolve().as_uri()
+
+    @property
+    def stack_state_dir(self) -> Path:
+        return self.stack_dir or self.home / "stack"
 
     @property
     def train_image(self) -> str:

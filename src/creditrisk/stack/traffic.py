@@ -1,0 +1,116 @@
+"""Real client records through the running endpoint, and their delayed labels.
+
+The records are the champion's held-out split (never seen in training), sent in small
+batches alternately as KServe v1 (``:predict``) and v2 (Open Inference Protocol
+``/infer``) requests, plus a few deliberately invalid requests so the validation-failure
+metrics have something to show. Each scored record's key in the prediction log is
+(``request_id``, ``record``); the labels file joins on it (the agreed interface of the
+live-performance job: ``request_id``, ``record``, ``label``).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from creditrisk.contract import FEATURE_NAMES, TARGET
+from creditrisk.scoring import DECLINE
+
+
+@dataclass
+class Traffic:
+    """What was sent and what came back."""
+
+    requests: dict[str, int] = field(default_factory=lambda: {"v1": 0, "v2": 0})
+    records: dict[str, int] = field(default_factory=lambda: {"v1": 0, "v2": 0})
+    rejected_as_expected: int = 0
+    failed: list[str] = field(default_factory=list)
+    declined: int = 0
+    labels_file: str | None = None
+    labelled: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _v1_body(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"instances": rows}
+
+
+def _v2_body(rows: list[dict[str, Any]], request_id: str) -> dict[str, Any]:
+    return {"id": request_id, "inputs": [
+        {"name": name, "shape": [len(rows)], "datatype": "FP64",
+         "data": [float(r[name]) for r in rows]} for name in FEATURE_NAMES]}
+
+
+def _v2_records(body: dict[str, Any]) -> tuple[str, list[str]]:
+    outputs = {o["name"]: o["data"] for o in body["outputs"]}
+    rid = (body.get("parameters") or {}).get("request_id") or body.get("id")
+    return str(rid), [str(d) for d in outputs["decision"]]
+
+
+def send_heldout(transformer_url: str, model_name: str, frame: pd.DataFrame, *,
+                 labels_file: Path, batch_size: int = 25, max_records: int | None = None,
+                 invalid_requests: int = 3, timeout_s: float = 30.0) -> Traffic:
+    """Send ``frame``'s records (contract features; ``TARGET`` becomes the label) through
+    v1 and v2 in turn; write ``labels_file`` (CSV: request_id, record, label)."""
+    import httpx
+
+    rows = frame.loc[:, [*FEATURE_NAMES, TARGET]]
+    if max_records is not None:
+        rows = rows.iloc[:max_records]
+    records = [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}
+               for r in rows.to_dict(orient="records")]
+    out = Traffic()
+    labels: list[tuple[str, int, int]] = []
+    with httpx.Client(base_url=transformer_url, timeout=timeout_s) as client:
+        for i, start in enumerate(range(0, len(records), batch_size)):
+            chunk = records[start:start + batch_size]
+            features = [{k: r[k] for k in FEATURE_NAMES} for r in chunk]
+            protocol = "v1" if i % 2 == 0 else "v2"
+            rid = f"stack-{protocol}-{i:05d}"
+            if protocol == "v1":
+                resp = client.post(f"/v1/models/{model_name}:predict",
+                                   json=_v1_body(features), headers={"x-request-id": rid})
+            else:
+                resp = client.post(f"/v2/models/{model_name}/infer",
+                                   json=_v2_body(features, rid))
+            out.requests[protocol] += 1
+            if resp.status_code != 200:
+                out.failed.append(f"{protocol} {rid}: HTTP {resp.status_code} "
+                                  f"{resp.text[:300]}")
+                continue
+            body = resp.json()
+            if protocol == "v1":
+                preds = body["predictions"]
+                got_rid, decisions = str(preds[0]["request_id"]), [p["decision"] for p in preds]
+            else:
+                got_rid, decisions = _v2_records(body)
+            if len(decisions) != len(chunk):
+                out.failed.append(f"{protocol} {rid}: {len(decisions)} answers for "
+                                  f"{len(chunk)} records")
+                continue
+            out.records[protocol] += len(chunk)
+            out.declined += sum(d == DECLINE for d in decisions)
+            labels += [(got_rid, j, int(r[TARGET])) for j, r in enumerate(chunk)]
+        if records:  # bad input answers 4xx with the field, value and rule
+            bad = {**{k: records[0][k] for k in FEATURE_NAMES}, "AGE": 7}
+            for k in range(invalid_requests):
+                resp = client.post(f"/v1/models/{model_name}:predict",
+                                   json=_v1_body([bad]),
+                                   headers={"x-request-id": f"stack-invalid-{k}"})
+                if 400 <= resp.status_code < 500:
+                    out.rejected_as_expected += 1
+                else:
+                    out.failed.append(f"invalid request answered HTTP {resp.status_code}")
+    labels_file.parent.mkdir(parents=True, exist_ok=True)
+    with labels_file.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["request_id", "record", "label"])
+        w.writerows(labels)
+    out.labels_file, out.labelled = str(labels_file), len(labels)
+    return out

@@ -4,13 +4,10 @@ brought back on the same port), the spool bound, leftovers shipped after a resta
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
+from predlog_helpers import LOC, TcpOutage, s3_outage, wait
 
 from creditrisk.contract import FEATURE_NAMES
 from creditrisk.serve import metrics
@@ -27,7 +25,7 @@ from creditrisk.serve.predlog import (
     encode_batch,
     read_prediction_log,
 )
-from tests.helpers import REPO, free_port
+from tests.helpers import REPO
 
 GOOD = {
     "LIMIT_BAL": 50000, "SEX": 2, "EDUCATION": 2, "MARRIAGE": 1, "AGE": 35,
@@ -38,6 +36,12 @@ GOOD = {
 }
 FIELDS = ["request_id", "timestamp", "model_name", "model_version", "record",
           *FEATURE_NAMES, "probability", "decision", "risk_band"]
+
+@pytest.fixture
+def outage(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[TcpOutage]:
+    with s3_outage(s3_server, monkeypatch) as proxy:
+        yield proxy
+
 
 
 def _batch(rid: str, n: int, ts: float | None = None) -> Batch:
@@ -65,6 +69,7 @@ def _files(root: Path, pattern: str) -> list[Path]:
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_lines_are_json_objects_with_the_agreed_fields() -> None:
     ts = time.mktime((2026, 3, 1, 12, 0, 0, 0, 0, -1)) + 0.25
     for n in (1, 4):
@@ -87,6 +92,7 @@ def test_lines_are_json_objects_with_the_agreed_fields() -> None:
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_local_log_segments_close_by_size_age_date_and_shutdown(tmp_path: Path) -> None:
     loc = tmp_path / "log"
     before = _outcome("written")
@@ -114,6 +120,7 @@ def test_local_log_segments_close_by_size_age_date_and_shutdown(tmp_path: Path) 
     assert len(read_prediction_log(str(loc), dates=["2026-03-01"])) == 2
 
 
+@pytest.mark.unit
 def test_local_segment_closed_by_age(tmp_path: Path) -> None:
     plog = PredictionLog(str(tmp_path), segment_age_s=0.2, ship_interval_s=0.05)
     try:
@@ -147,6 +154,7 @@ def _run_killed_writer(location: str, n: int, env: dict[str, str] | None = None)
     assert out.returncode == -signal.SIGKILL and "answered" in out.stdout, out.stderr
 
 
+@pytest.mark.unit
 def test_segment_of_a_killed_writer_is_closed_at_the_next_start(tmp_path: Path) -> None:
     loc = tmp_path / "log"
     _run_killed_writer(str(loc), 50)
@@ -162,6 +170,7 @@ def test_segment_of_a_killed_writer_is_closed_at_the_next_start(tmp_path: Path) 
     assert _files(loc, "*.open") == []
 
 
+@pytest.mark.unit
 def test_a_live_writers_segment_is_left_alone(tmp_path: Path) -> None:
     first = PredictionLog(str(tmp_path), segment_age_s=3600)
     try:
@@ -174,6 +183,7 @@ def test_a_live_writers_segment_is_left_alone(tmp_path: Path) -> None:
     assert first.written == 2 and len(read_prediction_log(str(tmp_path))) == 2
 
 
+@pytest.mark.unit
 def test_append_failure_is_counted_never_raised(tmp_path: Path) -> None:
     plog = PredictionLog(str(tmp_path), segment_age_s=3600)
     assert plog.submit(_batch("ok", 1))
@@ -198,103 +208,11 @@ def test_append_failure_is_counted_never_raised(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------
 
 
-class TcpOutage:
-    """A TCP forwarder to ``upstream`` on a fixed port that can be taken down (connection
-    refused, open connections cut) and brought back on the same port."""
-
-    def __init__(self, upstream: int) -> None:
-        self.upstream = upstream
-        self.port = free_port()
-        self._srv: socket.socket | None = None
-        self._conns: set[socket.socket] = set()
-        self.up()
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def up(self) -> None:
-        srv = socket.socket()
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind(("127.0.0.1", self.port))
-        srv.listen(64)
-        self._srv = srv
-        threading.Thread(target=self._accept, args=(srv,), daemon=True).start()
-
-    def down(self) -> None:
-        if self._srv is not None:
-            with contextlib.suppress(OSError):
-                self._srv.shutdown(socket.SHUT_RDWR)
-            self._srv.close()
-            self._srv = None
-        for c in list(self._conns):
-            with contextlib.suppress(OSError):
-                c.shutdown(socket.SHUT_RDWR)
-            c.close()
-        self._conns.clear()
-
-    def _accept(self, srv: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = srv.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.upstream))
-            except OSError:
-                client.close()
-                continue
-            self._conns |= {client, upstream}
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
-        try:
-            while data := a.recv(65536):
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
 
 
-@pytest.fixture
-def s3_outage(s3_server: dict[str, str], monkeypatch: pytest.MonkeyPatch
-              ) -> Iterator[TcpOutage]:
-    """moto's S3 server reached through a :class:`TcpOutage`; a fresh bucket ``predlog``."""
-    import boto3
-
-    proxy = TcpOutage(int(s3_server["endpoint"].rsplit(":", 1)[1]))
-    for k, v in s3_server.items():
-        if k != "endpoint":
-            monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", proxy.endpoint)
-    s3 = boto3.client("s3", endpoint_url=s3_server["endpoint"])
-    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-        s3.create_bucket(Bucket="predlog")
-    for obj in s3.list_objects_v2(Bucket="predlog").get("Contents", []):
-        s3.delete_object(Bucket="predlog", Key=obj["Key"])
-    try:
-        yield proxy
-    finally:
-        proxy.down()
-
-
-def _wait(cond, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
-LOC = "s3://predlog/prod/predictions"
-
-
+@pytest.mark.integration
 def test_s3_log_spools_through_an_outage_and_counts_exactly(
-        s3_outage: TcpOutage, tmp_path: Path) -> None:
+        outage: TcpOutage, tmp_path: Path) -> None:
     errors_before = metrics.PREDLOG_SHIP_ERRORS._value.get()
     plog = PredictionLog(LOC, spool_dir=tmp_path / "spool", segment_bytes=8192,
                          segment_age_s=0.2, ship_interval_s=0.05)
@@ -303,8 +221,8 @@ def test_s3_log_spools_through_an_outage_and_counts_exactly(
         for i in range(20):
             plog.submit(_batch(f"before{i}", 3))
             submitted += 3
-        _wait(lambda: plog.written == submitted)
-        s3_outage.down()
+        wait(lambda: plog.written == submitted)
+        outage.down()
         for i in range(150):  # ~3 s of traffic while S3 is unreachable
             assert plog.submit(_batch(f"during{i}", i % 5 + 1))
             submitted += i % 5 + 1
@@ -312,11 +230,11 @@ def test_s3_log_spools_through_an_outage_and_counts_exactly(
         assert plog.pending > 0 and plog.written < submitted
         assert metrics.PREDLOG_SPOOL_BYTES._value.get() > 0
         assert metrics.PREDLOG_SHIP_ERRORS._value.get() > errors_before
-        s3_outage.up()
+        outage.up()
         for i in range(10):
             plog.submit(_batch(f"after{i}", 2))
             submitted += 2
-        _wait(lambda: plog.written == submitted)
+        wait(lambda: plog.written == submitted)
     finally:
         plog.close()
     assert (plog.written, plog.dropped, plog.failed, plog.pending) == (submitted, 0, 0, 0)
@@ -325,10 +243,11 @@ def test_s3_log_spools_through_an_outage_and_counts_exactly(
     assert list((tmp_path / "spool").rglob("*.jsonl*")) == []  # every segment shipped
 
 
+@pytest.mark.integration
 def test_past_the_spool_bound_records_are_dropped_and_counted(
-        s3_outage: TcpOutage, tmp_path: Path) -> None:
+        outage: TcpOutage, tmp_path: Path) -> None:
     dropped_before = _outcome("dropped")
-    s3_outage.down()
+    outage.down()
     plog = PredictionLog(LOC, spool_dir=tmp_path / "spool", segment_bytes=8192,
                          spool_max_bytes=40_000, segment_age_s=0.2, ship_interval_s=0.05)
     accepted = refused = 0
@@ -343,17 +262,18 @@ def test_past_the_spool_bound_records_are_dropped_and_counted(
         assert metrics.PREDLOG_SPOOL_LIMIT._value.get() == 40_000
         spooled = sum(p.stat().st_size for p in (tmp_path / "spool").rglob("*.jsonl*"))
         assert spooled <= 40_000
-        s3_outage.up()
-        _wait(lambda: plog.written == accepted)
+        outage.up()
+        wait(lambda: plog.written == accepted)
     finally:
         plog.close()
     assert (plog.written, plog.dropped, plog.failed) == (accepted, refused, 0)
     assert len(read_prediction_log(LOC)) == accepted
 
 
-def test_restart_ships_leftover_segments(s3_outage: TcpOutage, tmp_path: Path) -> None:
+@pytest.mark.integration
+def test_restart_ships_leftover_segments(outage: TcpOutage, tmp_path: Path) -> None:
     spool = tmp_path / "spool"
-    s3_outage.down()
+    outage.down()
     first = PredictionLog(LOC, spool_dir=spool, segment_bytes=8192, segment_age_s=3600)
     for i in range(30):
         first.submit(_batch(f"l{i}", 2))
@@ -363,10 +283,10 @@ def test_restart_ships_leftover_segments(s3_outage: TcpOutage, tmp_path: Path) -
     # ... and a killed writer's open segment, in the same spool
     _run_killed_writer(LOC, 5, env={"CREDITRISK_PREDICTION_LOG_SPOOL_DIR": str(spool)})
     assert len(list(spool.rglob("*.jsonl.open"))) == 1
-    s3_outage.up()
+    outage.up()
     second = PredictionLog(LOC, spool_dir=spool, ship_interval_s=0.05)
     try:
-        _wait(lambda: second.written == 70)
+        wait(lambda: second.written == 70)
     finally:
         second.close()
     assert (second.written, second.failed, second.pending) == (70, 0, 0)

@@ -10,7 +10,7 @@ CONFIG ?= configs/train.yaml
 OUT ?= outputs/train
 
 .PHONY: help install data train demo test test-all test-unit lint typecheck \
-        pipelines pipeline-local serve bench clean
+        pipelines pipeline-local serve bench clean system-deps tools
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -53,7 +53,17 @@ CHAMPION = $$($(PY) -c "from creditrisk.settings import get_settings; print(get_
 bench: install  ## serving benchmark vs the stock KServe chain (@champion; wrk if installed)
 	$(PY) benchmarks/serving_bench.py --model_dir $(CHAMPION)
 
-test: install  ## the default test run: unit + integration (+ e2e), lint and types
+system-deps:  ## Debian tools the tests run for real (prometheus, pushgateway, postgresql, chromium)
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  bash scripts/install-system-deps.sh; \
+	else \
+	  echo "not root or no apt-get: install these yourself: see scripts/install-system-deps.sh"; \
+	fi
+
+tools:  ## offline verification tools (kubectl, helm, checkov, ...) in .venv-tools
+	bash scripts/install-tools.sh
+
+test: install system-deps tools  ## the default test run: unit + integration (+ e2e), lint and types
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -m "not slow" --junitxml=outputs/junit.xml

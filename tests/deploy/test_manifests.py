@@ -1,0 +1,257 @@
+"""Offline verification of the cluster manifests and the Helm chart: render every overlay
+and the chart, validate core kinds with kubernetes-validate (strict, pinned Kubernetes
+version) and custom resources against their CRDs' openAPIV3Schema (../shared/crds or
+CREDITRISK_CRDS_DIR), helm lint, chart/overlay parity, the one-place facts (images,
+artifacts destination), security contexts, and the monitoring copies."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from deploy_helpers import (
+    CUSTOM_KINDS,
+    KUBERNETES_VERSION,
+    OVERLAYS,
+    containers,
+    docs,
+    pod_specs,
+    run,
+    tool,
+)
+
+from tests.helpers import REPO, shared_path
+
+pytestmark = pytest.mark.integration
+
+
+def test_every_overlay_and_the_chart_render(rendered: dict[str, str]) -> None:
+    for name, text in rendered.items():
+        kinds = {d["kind"] for d in docs(text)}
+        assert {"Deployment", "InferenceService", "CronJob", "PodMonitor", "ServiceMonitor",
+                "NetworkPolicy", "Job", "Service"} <= kinds, name
+
+
+@pytest.mark.parametrize("name", [f"overlay:{o}" for o in OVERLAYS] + ["chart"])
+def test_core_kinds_validate_strictly(rendered: dict[str, str], name: str,
+                                      tmp_path: Path) -> None:
+    core = [d for d in docs(rendered[name]) if d["kind"] not in CUSTOM_KINDS]
+    path = tmp_path / "core.yaml"
+    path.write_text(yaml.safe_dump_all(core))
+    proc = run([tool("kubernetes-validate"), "--strict", "--quiet", "-k", KUBERNETES_VERSION,
+                str(path)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _strict(schema: Any) -> Any:
+    """An openAPIV3Schema that, like the API server's strict field validation, rejects
+    fields it does not declare (unless it preserves unknown fields)."""
+    if isinstance(schema, dict):
+        out = {k: _strict(v) for k, v in schema.items()}
+        if ("properties" in schema and "additionalProperties" not in schema
+                and not schema.get("x-kubernetes-preserve-unknown-fields")):
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
+
+
+@functools.cache
+def _load_crds(crds: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    out = {}
+    for f in sorted(crds.glob("*.yaml")):
+        crd = yaml.load(f.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for v in crd["spec"]["versions"]:
+            out[(f"{group}/{v['name']}", kind)] = _strict(v["schema"]["openAPIV3Schema"])
+    return out
+
+
+def _crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """The CRDs' schemas from ../shared/crds (or CREDITRISK_CRDS_DIR), never copied in."""
+    return _load_crds(shared_path("crds", env="CREDITRISK_CRDS_DIR"))
+
+
+@pytest.mark.parametrize("name", [f"overlay:{o}" for o in OVERLAYS] + ["chart"])
+def test_custom_resources_validate_against_their_crds(rendered: dict[str, str],
+                                                      name: str) -> None:
+    schemas = _crd_schemas()
+    custom = [d for d in docs(rendered[name]) if d["kind"] in CUSTOM_KINDS]
+    assert {d["kind"] for d in custom} >= {"InferenceService", "PodMonitor", "ServiceMonitor"}
+    for obj in custom:
+        key = (obj["apiVersion"], obj["kind"])
+        assert key in schemas, f"no CRD for {key}"
+        errors = sorted(jsonschema.Draft7Validator(schemas[key]).iter_errors(obj),
+                        key=lambda e: list(e.path))
+        assert not errors, f"{obj['kind']}/{obj['metadata']['name']}: " + "; ".join(
+            f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5])
+
+
+def test_the_crd_check_rejects_an_unknown_field(rendered: dict[str, str]) -> None:
+    """The strict CRD validation above can fail: a misspelt field is an error."""
+    schemas = _crd_schemas()
+    isvc = next(d for d in docs(rendered["overlay:kind"]) if d["kind"] == "InferenceService")
+    bad = copy.deepcopy(isvc)
+    bad["spec"]["predictor"]["minReplica"] = 1
+    assert list(jsonschema.Draft7Validator(
+        schemas[(bad["apiVersion"], bad["kind"])]).iter_errors(bad))
+
+
+def test_helm_lint_strict() -> None:
+    proc = run([tool("helm"), "lint", "--strict", str(REPO / "helm" / "creditrisk")])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_chart_values_schema_refuses_bad_values() -> None:
+    proc = run([tool("helm"), "template", "x", str(REPO / "helm" / "creditrisk"),
+                "--set", "inferenceService.storageUri=models:/credit-default@champion"])
+    assert proc.returncode != 0 and "storageUri" in proc.stderr
+
+
+def _inventory(text: str) -> set[tuple[str, str, tuple[str, ...]]]:
+    out = set()
+    for d in docs(text):
+        images = tuple(sorted(c["image"] for _, _, c in containers(d)))
+        out.add((d["kind"], d["metadata"]["name"], images))
+    return out
+
+
+def test_chart_defaults_and_kind_overlay_make_the_same_objects(rendered: dict[str, str]
+                                                               ) -> None:
+    kind = _inventory(rendered["overlay:kind"])
+    chart = _inventory(rendered["chart"])
+    # kind-only: its Namespace (helm install --create-namespace) and the NodePort of
+    # kind-config.yaml (the chart's nodePort.enabled, off by default)
+    kind_only = {("Namespace", "creditrisk", ()),
+                 ("Service", "creditrisk-transformer-nodeport", ())}
+    assert kind - kind_only == chart
+    assert kind_only <= kind
+
+
+def test_images_and_artifacts_destination_come_from_the_settings(rendered: dict[str, str]
+                                                                 ) -> None:
+    from creditrisk.settings import Settings
+
+    s = Settings()
+    for name in ("overlay:kind", "chart"):
+        objs = docs(rendered[name])
+        ours = {c["image"] for d in objs for _, _, c in containers(d)
+                if "/creditrisk-" in c["image"]}
+        assert ours == {s.train_image, s.serve_image}, name
+        mlflow = next(c for d in objs for _, _, c in containers(d) if c["name"] == "mlflow")
+        assert f"--artifacts-destination={s.mlflow_artifacts_destination}" in mlflow["args"]
+        isvc = next(d for d in objs if d["kind"] == "InferenceService")
+        assert isvc["metadata"]["name"] == s.model_name
+
+
+def test_standard_mode_and_autoscaling(rendered: dict[str, str]) -> None:
+    for name, text in rendered.items():
+        isvc = next(d for d in docs(text) if d["kind"] == "InferenceService")
+        assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+        for comp in ("predictor", "transformer"):
+            spec = isvc["spec"][comp]
+            assert 1 <= spec["minReplicas"] <= spec["maxReplicas"], (name, comp)
+            assert spec["scaleMetric"] == "cpu" and 0 < spec["scaleTarget"] <= 100
+        env = isvc["spec"]["predictor"]["containers"][0]["env"]
+        assert [e["name"] for e in env[:2]] == ["STORAGE_URI", "MODEL_VERSION"], name
+        assert env[0]["value"].startswith("s3://")
+
+
+def test_every_pod_is_locked_down(rendered: dict[str, str]) -> None:
+    """Non-root, seccomp RuntimeDefault, read-only root filesystem with writable paths as
+    volumes, no privilege escalation, capabilities dropped, requests and limits; probes
+    on every long-running server."""
+    for name, text in rendered.items():
+        for obj in docs(text):
+            for where, pod in pod_specs(obj):
+                sc = pod.get("securityContext", {})
+                label = f"{name} {obj['kind']}/{obj['metadata']['name']} {where}"
+                assert sc.get("runAsNonRoot") is True, label
+                assert sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", label
+                assert pod.get("automountServiceAccountToken") is False or \
+                    obj["kind"] == "InferenceService", label
+            for _where, _pod, c in containers(obj):
+                label = f"{name} {obj['kind']}/{obj['metadata']['name']} {c['name']}"
+                csc = c.get("securityContext", {})
+                assert csc.get("allowPrivilegeEscalation") is False, label
+                assert csc.get("readOnlyRootFilesystem") is True, label
+                assert csc.get("capabilities", {}).get("drop") == ["ALL"], label
+                assert {"requests", "limits"} <= set(c.get("resources", {})), label
+                mounts = {m["mountPath"] for m in c.get("volumeMounts", [])}
+                assert "/tmp" in mounts or c["name"] in ("pushgateway",), label
+                if obj["kind"] in ("Deployment", "InferenceService"):
+                    assert "readinessProbe" in c and "livenessProbe" in c, label
+
+
+def test_cronjobs_are_bounded(rendered: dict[str, str]) -> None:
+    for name, text in rendered.items():
+        jobs = [d for d in docs(text) if d["kind"] == "CronJob"]
+        assert {j["metadata"]["name"] for j in jobs} == {"creditrisk-drift",
+                                                          "creditrisk-performance"}, name
+        for j in jobs:
+            s = j["spec"]
+            assert s["concurrencyPolicy"] == "Forbid"
+            assert s["successfulJobsHistoryLimit"] >= 1 and s["failedJobsHistoryLimit"] >= 1
+            assert s["startingDeadlineSeconds"] > 0
+            assert s["jobTemplate"]["spec"]["activeDeadlineSeconds"] > 0
+
+
+def test_monitors_carry_the_release_label(rendered: dict[str, str]) -> None:
+    expected = {"overlay:kind": "kube-prometheus-stack", "chart": "kube-prometheus-stack",
+                "overlay:production-example": "prometheus"}
+    for name, text in rendered.items():
+        monitors = [d for d in docs(text) if d["kind"] in ("PodMonitor", "ServiceMonitor",
+                                                            "PrometheusRule")]
+        assert {m["metadata"]["name"] for m in monitors} >= {
+            "creditrisk-transformer", "creditrisk-predictor", "creditrisk-pushgateway"}
+        for m in monitors:
+            assert m["metadata"]["labels"]["release"] == expected[name], (name, m["kind"])
+
+
+def test_rules_and_dashboards_are_packaged_from_their_one_source(rendered: dict[str, str]
+                                                                 ) -> None:
+    from creditrisk.deploy import RULES_SOURCE, sync_monitoring
+
+    diffs = sync_monitoring(REPO, check=True)
+    assert not diffs, "out of date, run `make sync-monitoring`: " + "; ".join(diffs)
+    dashboards = sorted((REPO / "monitoring" / "dashboards").glob("*.json"))
+    rules = REPO / RULES_SOURCE
+    for name, text in rendered.items():
+        objs = docs(text)
+        cms = [d for d in objs if d["kind"] == "ConfigMap"
+               and d["metadata"].get("labels", {}).get("grafana_dashboard") == "1"]
+        assert len(cms) == len(dashboards), name
+        packaged = {k: v for cm in cms for k, v in cm["data"].items()}
+        for path in dashboards:
+            assert packaged[path.name].strip() == path.read_text().strip(), (name, path)
+        prom = [d for d in objs if d["kind"] == "PrometheusRule"]
+        if rules.exists():
+            assert len(prom) == 1, name
+            assert prom[0]["spec"]["groups"] == yaml.safe_load(rules.read_text())["groups"]
+        else:
+            assert not prom, name
+
+
+def test_the_sync_check_notices_a_changed_copy(tmp_path: Path) -> None:
+    from creditrisk.deploy import KUSTOMIZE_DIR, sync_monitoring
+
+    (tmp_path / "monitoring" / "dashboards").mkdir(parents=True)
+    (tmp_path / "monitoring" / "dashboards" / "a.json").write_text('{"title": "a"}')
+    (tmp_path / "monitoring" / "rules").mkdir()
+    (tmp_path / "monitoring" / "rules" / "creditrisk.rules.yml").write_text(
+        "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up == 0\n")
+    assert sync_monitoring(tmp_path)  # first write
+    assert sync_monitoring(tmp_path, check=True) == []
+    (tmp_path / "monitoring" / "dashboards" / "a.json").write_text('{"title": "b"}')
+    assert any("a.json" in d for d in sync_monitoring(tmp_path, check=True))
+    sync_monitoring(tmp_path)
+    (tmp_path / "monitoring" / "dashboards" / "a.json").unlink()
+    assert any("stale" in d for d in sync_monitoring(tmp_path, check=True))
+    sync_monitoring(tmp_path)
+    assert not (tmp_path / KUSTOMIZE_DIR / "dashboards" / "a.json").exists()

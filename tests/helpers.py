@@ -78,3 +78,28 @@ def wait_http(url: str, timeout_s: float = 60.0, proc: subprocess.Popen | None =
             last = exc
             time.sleep(0.25)
     raise TimeoutError(f"{url} not up after {timeout_s}s: {last}")
+
+
+def save_synthetic_model(path: Path, *, rows: int = 2000, seed: int = 0) -> Path:
+    """A small calibrated LightGBM model fitted on synthetic contract data, saved as the
+    storage initializer delivers it (MLflow sklearn flavour, skops): for tests and
+    benchmarks that need a real model but not the data file. Seconds on one core."""
+    from creditrisk.contract import FEATURE_NAMES, TARGET
+    from creditrisk.model import (
+        CalibratedClassifier,
+        ModelMetadata,
+        make_lightgbm,
+        make_pipeline,
+        save_model,
+    )
+    from tests.synthetic import synthetic_frame
+
+    frame = synthetic_frame(rows, seed=seed)
+    lgbm = make_lightgbm({"n_estimators": 40, "num_leaves": 15}, seed=seed, n_jobs=1)
+    model = make_pipeline(CalibratedClassifier(lgbm, "sigmoid")).fit(
+        frame.loc[:, list(FEATURE_NAMES)], frame[TARGET].to_numpy())
+    meta = ModelMetadata(threshold=0.3, model_name="credit-default", calibration="sigmoid",
+                         risk_bands=[{"name": "low", "upper": 0.2},
+                                     {"name": "medium", "upper": 0.4},
+                                     {"name": "high", "upper": 1.0}])
+    return save_model(model, path, meta)

@@ -39,6 +39,8 @@ def model_deploy(
     name: Annotated[str | None, typer.Option(
         help="InferenceService name (default: the settings' model name).")] = None,
     context: Annotated[str | None, typer.Option(help="kubectl context.")] = None,
+    request_timeout_s: Annotated[float, typer.Option(
+        "--request-timeout-s", help="Bound on kubectl's request to the cluster.")] = 30.0,
     verify: Annotated[bool, typer.Option(
         help="Check through the tracking server that the location holds an MLflow "
         "model.")] = True,
@@ -51,7 +53,8 @@ def model_deploy(
     from creditrisk.deploy import deploy, json_patch
 
     rollout = deploy(version=version, rollback=rollback, write=write, apply=apply,
-                     name=name, namespace=namespace, context=context, verify=verify)
+                     name=name, namespace=namespace, context=context, verify=verify,
+                     timeout_s=request_timeout_s)
     if rollback:
         console.print(f"[yellow]rolled back[/] @champion from version "
                       f"{rollout.previous_champion} to {rollout.version}")

@@ -166,17 +166,17 @@ def kustomize_patch(rollout: Rollout) -> str:
 
 def kubectl_patch(rollout: Rollout, *, name: str | None = None, namespace: str | None = None,
                   kubectl: str = "kubectl", context: str | None = None,
-                  timeout_s: float = 60.0) -> str:
+                  timeout_s: float = 30.0) -> str:
     """Apply the patch to the live InferenceService; returns kubectl's answer."""
     exe = shutil.which(kubectl) or kubectl
     cmd = [exe, "patch", "inferenceservice", name or rollout.model_name, "--type", "json",
-           "-p", json.dumps(json_patch(rollout))]
+           "-p", json.dumps(json_patch(rollout)), f"--request-timeout={timeout_s:g}s"]
     if namespace:
         cmd[1:1] = ["--namespace", namespace]
     if context:
         cmd[1:1] = ["--context", context]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s + 30,
                               check=False)
     except FileNotFoundError:
         raise DeployError(f"{kubectl}: not found (install kubectl, or use --write to render "
@@ -191,7 +191,7 @@ def kubectl_patch(rollout: Rollout, *, name: str | None = None, namespace: str |
 def deploy(*, version: str | None = None, rollback: bool = False, write: Path | None = None,
            apply: bool = False, name: str | None = None, namespace: str | None = None,
            context: str | None = None, kubectl: str = "kubectl",
-           verify: bool = True) -> Rollout:
+           verify: bool = True, timeout_s: float = 30.0) -> Rollout:
     """Resolve one registry version (default @champion) and render and/or apply the patch.
 
     ``rollback`` first moves @champion back to the previous champion
@@ -212,7 +212,7 @@ def deploy(*, version: str | None = None, rollback: bool = False, write: Path | 
         write.write_text(kustomize_patch(rollout))
     if apply:
         kubectl_patch(rollout, name=name, namespace=namespace, kubectl=kubectl,
-                      context=context)
+                      context=context, timeout_s=timeout_s)
     return rollout
 
 

@@ -1,0 +1,173 @@
+"""`creditrisk model deploy` against a real MLflow server whose artifacts are proxied to
+S3 (moto's server): one registry version -> its s3:// location -> the InferenceService
+patch (rendered by kustomize, or applied with kubectl), rollback included."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import jsonpatch
+import pytest
+import yaml
+from deploy_helpers import docs, manifests_copy, render_overlay, tool
+
+from tests.helpers import free_port
+
+pytestmark = pytest.mark.integration
+
+CLI = [sys.executable, "-m", "creditrisk"]
+
+
+def test_artifact_uris_map_to_the_servers_destination() -> None:
+    from creditrisk.deploy import DeployError, artifact_s3_uri
+
+    dest = "s3://mlflow/artifacts"
+    assert artifact_s3_uri("mlflow-artifacts:/1/abc/artifacts/model", dest) == \
+        "s3://mlflow/artifacts/1/abc/artifacts/model"
+    assert artifact_s3_uri("mlflow-artifacts://mlflow:5000/1/abc/artifacts/model/", dest) == \
+        "s3://mlflow/artifacts/1/abc/artifacts/model"
+    assert artifact_s3_uri("s3://other/x/model/", dest) == "s3://other/x/model"
+    with pytest.raises(DeployError, match="cannot read"):
+        artifact_s3_uri("file:///home/me/.creditrisk/mlartifacts/1/abc/artifacts/model", dest)
+    with pytest.raises(DeployError, match="not an s3:// URI"):
+        artifact_s3_uri("mlflow-artifacts:/1/abc", "/var/mlflow")
+
+
+@pytest.fixture()
+def registry(mlflow_server: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+             tmp_path: Path) -> dict[str, str]:
+    """A fresh registered model name on the real server, with two versions whose model
+    directories (an MLmodel file and a payload) went through the server to S3."""
+    from mlflow import MlflowClient
+
+    from creditrisk.settings import configure_mlflow, reset_settings
+
+    name = f"credit-default-{tmp_path.name[-12:].lower().replace('_', '-')}"
+    env = {"MLFLOW_TRACKING_URI": mlflow_server["tracking_uri"], "CREDITRISK_MODEL_NAME": name,
+           **{k: mlflow_server[k] for k in ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
+                                           "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    reset_settings()
+    configure_mlflow()
+    import mlflow
+
+    client = MlflowClient()
+    exp = client.create_experiment(name)
+    for i in (1, 2):
+        model = tmp_path / f"model{i}"
+        model.mkdir()
+        (model / "MLmodel").write_text(f"flavors: {{}}\nrun_id: v{i}\n")
+        (model / "model.skops").write_bytes(b"payload %d" % i)
+        with mlflow.start_run(experiment_id=exp) as run:
+            mlflow.log_artifacts(str(model), artifact_path="model")
+        mlflow.register_model(f"runs:/{run.info.run_id}/model", name)
+    return env
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **env}, check=False)
+
+
+def _s3_has(env: dict[str, str], uri: str) -> bool:
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    s3 = boto3.client("s3", endpoint_url=env["MLFLOW_S3_ENDPOINT_URL"],
+                      aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                      aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                      region_name="us-east-1")
+    s3.head_object(Bucket=bucket, Key=key)
+    return True
+
+
+def test_no_champion_is_a_clear_error(registry: dict[str, str]) -> None:
+    proc = _cli("model", "deploy", env=registry)
+    assert proc.returncode == 2
+    assert "no @champion" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_deploy_champion_renders_a_kustomize_patch_naming_one_version(
+        registry: dict[str, str], tmp_path: Path) -> None:
+    from creditrisk.registry import set_champion
+
+    set_champion("2", previous=None)
+    manifests = manifests_copy(tmp_path)
+    patch = manifests / "overlays" / "production-example" / "model-version.yaml"
+    proc = _cli("model", "deploy", "--write", str(patch), env=registry)
+    assert proc.returncode == 0, proc.stderr
+    assert "deploying version 2" in proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["version"] == "2"
+    assert result["artifact_uri"].startswith("mlflow-artifacts:")
+    # the mapped location really holds the version's model, on S3
+    assert result["storage_uri"].startswith("s3://mlflow/artifacts/")
+    assert _s3_has(registry, result["storage_uri"] + "/MLmodel")
+    # kustomize applies the written patch to the InferenceService
+    isvc = next(d for d in docs(render_overlay(manifests, "production-example"))
+                if d["kind"] == "InferenceService")
+    env = isvc["spec"]["predictor"]["containers"][0]["env"]
+    assert env[0] == {"name": "STORAGE_URI", "value": result["storage_uri"]}
+    assert env[1] == {"name": "MODEL_VERSION", "value": "2"}
+    assert isvc["metadata"]["annotations"]["creditrisk.io/model-version"] == "2"
+
+
+def test_rollback_deploys_the_previous_champion(registry: dict[str, str],
+                                                tmp_path: Path) -> None:
+    from creditrisk.registry import champion_version, set_champion
+
+    set_champion("1", previous=None)
+    set_champion("2", previous="1")
+    proc = _cli("model", "deploy", "--rollback", env=registry)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert (result["version"], result["previous_champion"]) == ("1", "2")
+    assert champion_version() == "1"
+    # the printed patch applies to the rendered InferenceService (kubectl patch --type json)
+    manifests = manifests_copy(tmp_path)
+    isvc = next(d for d in docs(render_overlay(manifests, "kind"))
+                if d["kind"] == "InferenceService")
+    patched = jsonpatch.apply_patch(isvc, result["patch"])
+    assert patched["spec"]["predictor"]["containers"][0]["env"][0]["value"] == \
+        result["storage_uri"]
+    assert _s3_has(registry, result["storage_uri"] + "/model.skops")
+
+
+def test_an_unknown_version_and_a_misordered_manifest_are_refused(
+        registry: dict[str, str], tmp_path: Path) -> None:
+    proc = _cli("model", "deploy", "--version", "99", env=registry)
+    assert proc.returncode == 2 and "no version 99" in proc.stderr
+    from creditrisk.deploy import json_patch, resolve
+
+    ops = json_patch(resolve("1"))
+    manifests = manifests_copy(tmp_path)
+    isvc = next(d for d in docs(render_overlay(manifests, "kind"))
+                if d["kind"] == "InferenceService")
+    env = isvc["spec"]["predictor"]["containers"][0]["env"]
+    env[0], env[1] = env[1], env[0]  # someone reordered the environment
+    with pytest.raises(jsonpatch.JsonPatchTestFailed):
+        jsonpatch.apply_patch(isvc, ops)
+
+
+def test_apply_reports_a_cluster_that_does_not_answer(registry: dict[str, str],
+                                                      tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "dead",
+        "clusters": [{"name": "dead", "cluster": {
+            "server": f"https://127.0.0.1:{free_port()}", "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "dead", "context": {"cluster": "dead", "user": "u"}}]}))
+    from creditrisk.registry import set_champion
+
+    set_champion("1", previous=None)
+    kubectl_dir = str(Path(tool("kubectl")).parent)
+    proc = _cli("model", "deploy", "--apply", "-n", "creditrisk", "--request-timeout-s", "5",
+                env={**registry, "KUBECONFIG": str(kubeconfig),
+                     "PATH": kubectl_dir + os.pathsep + os.environ["PATH"]})
+    assert proc.returncode == 2, proc.stderr
+    assert "kubectl patch failed" in proc.stderr and "Traceback" not in proc.stderr

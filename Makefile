@@ -15,11 +15,16 @@ OUT ?= outputs/train
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
+INSTALL_LOG ?= .creditrisk/install.log
+
 $(BIN)/creditrisk: pyproject.toml constraints.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
-	touch $@
+	@mkdir -p $(dir $(INSTALL_LOG))
+	@echo "installing the project into $(VENV) (pip output: $(INSTALL_LOG))"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip > $(INSTALL_LOG) 2>&1 \
+	  && $(PY) -m pip install -c constraints.txt -e '.[dev]' >> $(INSTALL_LOG) 2>&1 \
+	  || { tail -n 30 $(INSTALL_LOG); echo "pip failed; full log: $(INSTALL_LOG)"; exit 1; }
+	@touch $@
 
 install: $(BIN)/creditrisk  ## create the virtualenv and install the project
 
@@ -33,10 +38,11 @@ data: install  ## import the data: the local copy if present, else download the 
 train: install  ## train with $(CONFIG), register the model in MLflow
 	$(BIN)/creditrisk train --config $(CONFIG) --out $(OUT)
 
-demo: data  ## the main job, embedded default: KFP training pipeline locally, then serve
-	$(BIN)/creditrisk pipeline run training --local --config $(CONFIG)
-	$(BIN)/creditrisk model show
-	$(BIN)/creditrisk serve --smoke
+DEMO_CONFIG ?= configs/quick.yaml
+
+demo: install  ## the whole system on this machine (creditrisk stack up; stop: creditrisk stack down)
+	@$(BIN)/creditrisk stack up --config $(DEMO_CONFIG) \
+	  $$([ -f "$(SHARED_DATA)" ] && echo --data "$(SHARED_DATA)")
 
 pipelines: install  ## compile the KFP pipelines into pipelines/compiled/ (golden files)
 	env -u CREDITRISK_IMAGE_REGISTRY -u CREDITRISK_IMAGE_TAG \

@@ -1,0 +1,215 @@
+"""End to end: `creditrisk stack up` on the real data file brings up the whole system —
+moto's S3 server, a real MLflow server, the KFP training pipeline through the local
+runner, the KServe predictor and transformer, Prometheus with the alert rules and the
+Pushgateway, real held-out traffic and both monitoring jobs — and `creditrisk stack down`
+leaves no process and no port behind.
+
+Runs the CLI as a user would (subprocesses, free ports, its own state folder) with the
+quick training config. One stack for the module; the tests run in file order and the
+last one stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import REPO, free_port, require_binary
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+PORT_VARS = ("S3_PORT", "MLFLOW_PORT", "PROMETHEUS_PORT", "PUSHGATEWAY_PORT",
+             "TRANSFORMER_HTTP_PORT", "TRANSFORMER_GRPC_PORT", "PREDICTOR_HTTP_PORT",
+             "PREDICTOR_GRPC_PORT")
+
+
+class Stack:
+    def __init__(self, env: dict[str, str], home: Path) -> None:
+        self.env = env
+        self.home = home
+        self.facts: dict[str, Any] = {}
+        self.pids: set[int] = set()
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "creditrisk", "stack", *args],
+                              env=self.env, cwd=REPO, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def status(self) -> dict[str, Any]:
+        r = self.cli("status", "--json")
+        assert r.returncode == 0, r.stderr
+        return dict(json.loads(r.stdout))
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {v: int(self.env[f"CREDITRISK_{v}"]) for v in PORT_VARS}
+
+    def url(self, var: str) -> str:
+        return f"http://127.0.0.1:{self.ports[var]}"
+
+    def s3(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.url("S3_PORT"),
+                            aws_access_key_id="testing", aws_secret_access_key="testing",
+                            region_name="us-east-1")
+
+    def promql(self, query: str) -> list[dict[str, Any]]:
+        q = urllib.parse.urlencode({"query": query})
+        with urllib.request.urlopen(f"{self.url('PROMETHEUS_PORT')}/api/v1/query?{q}",
+                                    timeout=10) as r:
+            body = json.load(r)
+        assert body["status"] == "success", body
+        return list(body["data"]["result"])
+
+
+def _stack_pids(supervisord_pid: int) -> set[int]:
+    import psutil
+
+    root = psutil.Process(supervisord_pid)
+    return {root.pid, *(c.pid for c in root.children(recursive=True))}
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, real_data_path: Path) -> Iterator[Stack]:
+    require_binary("prometheus", "apt-get install prometheus")
+    require_binary("prometheus-pushgateway", "apt-get install prometheus-pushgateway")
+    require_binary("moto_server", "pip install 'moto[server]'")
+    home = tmp_path_factory.mktemp("stack-home")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CREDITRISK_", "MLFLOW_", "AWS_"))}
+    env |= {"CREDITRISK_HOME": str(home), "COLUMNS": "200"}
+    env |= {f"CREDITRISK_{v}": str(free_port()) for v in PORT_VARS}
+    s = Stack(env, home)
+    up = s.cli("up", "--config", str(REPO / "configs" / "quick.yaml"), "--data",
+               str(real_data_path), "--records", "1500", "--json", timeout=840)
+    try:
+        assert up.returncode == 0, f"stack up failed:\n{up.stderr[-4000:]}"
+        s.facts = json.loads(up.stdout)
+        s.pids = _stack_pids(int(s.facts["supervisord_pid"]))
+        yield s
+    finally:
+        s.cli("down", timeout=180)
+
+
+def test_status_reports_the_running_stack(stack: Stack) -> None:
+    st = stack.status()
+    assert st["running"] is True and st["phase"] == "up"
+    states = {p["name"]: p["state"] for p in st["processes"]}
+    assert states == dict.fromkeys(("s3", "mlflow", "pushgateway", "prometheus",
+                                    "predictor", "transformer"), "RUNNING")
+    assert st["urls"]["mlflow"] == stack.url("MLFLOW_PORT")
+    assert st["urls"]["endpoint"] == stack.url("TRANSFORMER_HTTP_PORT")
+    assert st["urls"]["prometheus"] == stack.url("PROMETHEUS_PORT")
+    assert st["champion"]["version"] == stack.facts["champion"]["version"]
+    assert st["missing"] == [] and st["pending"] == []
+    # a second `stack up` says so instead of colliding on the ports
+    again = stack.cli("up", "--config", str(REPO / "configs" / "quick.yaml"))
+    assert again.returncode == 2
+    assert "already running" in again.stderr
+
+
+def test_champion_registered_in_mlflow_with_artifacts_in_s3(stack: Stack) -> None:
+    from mlflow import MlflowClient
+
+    uri = stack.url("MLFLOW_PORT")
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    mv = client.get_model_version_by_alias("credit-default", "champion")
+    assert str(mv.version) == stack.facts["champion"]["version"]
+    assert stack.facts["training"]["promoted"] is True
+    keys = [o["Key"] for page in stack.s3().get_paginator("list_objects_v2").paginate(
+        Bucket="creditrisk", Prefix="mlflow-artifacts/") for o in page.get("Contents", [])]
+    run_keys = [k for k in keys if f"/{mv.run_id}/" in k]
+    assert any(k.endswith("model/MLmodel") for k in run_keys), run_keys[:20]
+    assert any(k.endswith("data/test.parquet") for k in run_keys), run_keys[:20]
+
+
+def test_v1_and_v2_predictions_return(stack: Stack) -> None:
+    import httpx
+
+    from creditrisk.model import input_example
+
+    record = {k: (v.item() if hasattr(v, "item") else v)
+              for k, v in input_example().iloc[0].to_dict().items()}
+    version = stack.facts["champion"]["version"]
+    with httpx.Client(base_url=stack.url("TRANSFORMER_HTTP_PORT"), timeout=10) as c:
+        r1 = c.post("/v1/models/credit-default:predict", json={"instances": [record]})
+        assert r1.status_code == 200, r1.text
+        pred = r1.json()["predictions"][0]
+        assert 0.0 <= pred["probability"] <= 1.0 and pred["model_version"] == version
+        v2 = {"inputs": [{"name": k, "shape": [1], "datatype": "FP64", "data": [float(v)]}
+                         for k, v in record.items()]}
+        r2 = c.post("/v2/models/credit-default/infer", json=v2)
+        assert r2.status_code == 200, r2.text
+        outputs = {o["name"]: o["data"] for o in r2.json()["outputs"]}
+        assert outputs["probability"][0] == pytest.approx(pred["probability"], abs=1e-12)
+    t = stack.facts["traffic"]
+    assert t["requests"]["v1"] > 0 and t["requests"]["v2"] > 0
+    assert t["records"]["v1"] + t["records"]["v2"] == 1500 == t["logged_records"]
+    assert t["rejected_as_expected"] == 3 and t["failed"] == []
+
+
+def test_prometheus_scrapes_servers_and_pushgateway(stack: Stack) -> None:
+    health = stack.status()["prometheus_targets"]
+    for job in ("creditrisk-transformer", "creditrisk-predictor", "pushgateway"):
+        assert health.get(job) == "up", health
+    served = stack.promql('sum(creditrisk_requests_total{job="creditrisk-transformer",'
+                          'status="200"})')
+    assert served and float(served[0]["value"][1]) > 0
+    assert stack.promql('creditrisk_requests_total{job="creditrisk-predictor"}')
+    for metric in ("creditrisk_drift_share_drifted_features", "creditrisk_drift_detected",
+                   "creditrisk_drift_feature_score", "creditrisk_live_roc_auc"):
+        result = stack.promql(metric)
+        assert result, f"{metric} not in Prometheus"
+    rules = json.load(urllib.request.urlopen(
+        stack.url("PROMETHEUS_PORT") + "/api/v1/rules", timeout=10))["data"]["groups"]
+    assert rules, "Prometheus loaded no alert rule groups"
+
+
+def test_drift_and_performance_reports_written(stack: Stack) -> None:
+    drift, perf = stack.facts["drift"], stack.facts["performance"]
+    assert Path(drift["html"]).stat().st_size > 10_000
+    report = json.loads(Path(drift["json"]).read_text())
+    # held-out rows of the very split the reference comes from: no dataset drift
+    assert report["dataset_drift"] is False and drift["dataset_drift"] is False
+    assert report["rows"]["current"] == 1500
+    perf_report = json.loads(Path(perf["json"]).read_text())
+    assert perf["labelled_rows"] == 1500
+    assert 0.7 < perf_report["live"]["metrics"]["roc_auc"] < 0.85
+    labels = (Path(stack.facts["traffic"]["labels_file"]).read_text().splitlines())
+    assert labels[0] == "request_id,record,label" and len(labels) == 1501
+
+
+def test_grafana_provisioning_points_at_the_stack(stack: Stack) -> None:
+    g = stack.facts["grafana"]
+    ds = Path(g["provisioning"], "datasources", "creditrisk.yaml").read_text()
+    assert stack.url("PROMETHEUS_PORT") in ds
+    provider = Path(g["provisioning"], "dashboards", "creditrisk.yaml").read_text()
+    assert str(REPO / "monitoring" / "dashboards") in provider
+    assert g["dashboards_present"], "no dashboards in monitoring/dashboards"
+
+
+def test_stack_down_leaves_nothing(stack: Stack) -> None:
+    import psutil
+
+    from creditrisk.stack.layout import port_is_free
+
+    pids = stack.pids | _stack_pids(int(stack.facts["supervisord_pid"]))
+    r = stack.cli("down", timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert "left-over" not in r.stderr, r.stderr  # everything stopped by supervisord
+    alive = [p for p in pids if psutil.pid_exists(p)
+             and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], [psutil.Process(p).cmdline() for p in alive]
+    busy = {k: v for k, v in stack.ports.items() if not port_is_free(v)}
+    assert busy == {}
+    assert stack.cli("status").returncode == 1

@@ -114,7 +114,7 @@ def _quoted(s: str) -> bytes:
     return _json_str(s)
 
 
-_second: list[Any] = [None, ""]  # the last whole second seen and its ISO text
+_second: list[tuple[int, str]] = [(-1, "")]  # the last whole second seen, its ISO text
 
 
 def _iso(ts: float) -> str:
@@ -123,11 +123,10 @@ def _iso(ts: float) -> str:
     us = round((ts - sec) * 1e6)
     if us >= 1_000_000:
         sec, us = sec + 1, us - 1_000_000
-    cached = _second
+    cached = _second[0]  # one tuple, replaced whole: safe across threads
     if cached[0] != sec:
-        text = dt.datetime.fromtimestamp(sec, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        cached = [sec, text]
-        _second[:] = cached
+        cached = (sec, dt.datetime.fromtimestamp(sec, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+        _second[0] = cached
     return f"{cached[1]}.{us:06d}+00:00"
 
 
@@ -211,7 +210,7 @@ class PredictionLog:
     def __init__(self, location: str, *, spool_dir: str | Path | None = None,
                  segment_bytes: int | None = None, segment_age_s: float | None = None,
                  spool_max_bytes: int | None = None, ship_interval_s: float = 0.25,
-                 close_timeout_s: float = 20.0) -> None:
+                 close_timeout_s: float = 10.0) -> None:
         s = get_settings()
         self.location = location.rstrip("/")
         self._remote = self.location.startswith("s3://")

@@ -10,7 +10,8 @@ CONFIG ?= configs/train.yaml
 OUT ?= outputs/train
 
 .PHONY: help install data train demo test test-all test-unit lint typecheck \
-        pipelines pipeline-local serve bench clean system-deps tools
+        pipelines pipeline-local serve bench clean system-deps tools \
+        sync-monitoring kind-up kind-down
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -68,6 +69,15 @@ system-deps:  ## Debian tools the tests run for real (prometheus, pushgateway, p
 
 tools:  ## offline verification tools (kubectl, helm, checkov, ...) in .venv-tools
 	bash scripts/install-tools.sh
+
+sync-monitoring: install  ## write the kustomize/Helm copies of monitoring/ rules and dashboards
+	$(BIN)/creditrisk deploy sync-monitoring
+
+kind-up: install tools  ## the whole system on a local kind cluster (scripts/kind-up.sh)
+	PATH="$(CURDIR)/.venv-tools/bin:$$PATH" bash scripts/kind-up.sh
+
+kind-down:  ## delete the kind cluster
+	bash scripts/kind-down.sh
 
 test: install system-deps tools  ## the default test run: unit + integration (+ e2e), lint and types
 	$(BIN)/ruff check .

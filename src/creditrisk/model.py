@@ -224,6 +224,7 @@ class LoadedModel:
 
     def __post_init__(self) -> None:
         self.scorer = Scorer(self.pipeline)
+        self.scorer.verify()
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Default probabilities for raw inputs (frame or contract-ordered matrix)."""
@@ -263,10 +264,18 @@ class Scorer:
 
     For a ``[FeatureEngineer, LGBMClassifier | CalibratedClassifier(LGBM)]`` pipeline it
     calls the feature function, the LightGBM booster and the calibrator directly (tens of
-    microseconds a record); any other pipeline goes through ``predict_proba``.
+    microseconds a record; one record through LightGBM's single-row C API when the
+    installed LightGBM is the one :mod:`creditrisk._lightgbm_compat` was written for);
+    any other pipeline goes through ``predict_proba``. :meth:`verify` (run when a model
+    loads) checks the fast path against the pipeline and drops it on any difference.
     """
 
+    #: Largest difference from ``pipeline.predict_proba`` the fast path may show.
+    TOLERANCE = 1e-9
+
     def __init__(self, pipeline: Pipeline) -> None:
+        from creditrisk._lightgbm_compat import single_row_supported
+
         self.pipeline = pipeline
         self.booster: Any = None
         self.calibrator: Any = None
@@ -279,7 +288,8 @@ class Scorer:
             clf, "booster_"
         ):
             self.booster = clf.booster_
-        self._single: _SingleRowPredictor | None = None
+        self.single_row = single_row_supported() if self.booster is not None else False
+        self._single: Any = None
 
     @property
     def fast(self) -> bool:
@@ -288,23 +298,55 @@ class Scorer:
     def features(self, X: Any) -> np.ndarray:
         return engineer(X)
 
+    def _pipeline_proba(self, X: Any) -> np.ndarray:
+        import pandas as pd
+
+        frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(
+            np.asarray(X, dtype=np.float64), columns=list(FEATURE_NAMES))
+        return np.asarray(self.pipeline.predict_proba(frame)[:, 1], dtype=np.float64)
+
     def predict_proba(self, X: Any) -> np.ndarray:
         if self.booster is None:
-            import pandas as pd
-
-            frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(
-                np.asarray(X, dtype=np.float64), columns=list(FEATURE_NAMES))
-            return np.asarray(self.pipeline.predict_proba(frame)[:, 1], dtype=np.float64)
+            return self._pipeline_proba(X)
         F = engineer(X)
-        if F.shape[0] == 1:  # one record: LightGBM's single-row C API, same trees, same bits
+        if F.shape[0] == 1 and self.single_row:  # one record: LightGBM's single-row C API
             if self._single is None:
-                self._single = _SingleRowPredictor(self.booster, F.shape[1])
+                from creditrisk._lightgbm_compat import SingleRowPredictor
+
+                self._single = SingleRowPredictor(self.booster, F.shape[1])
             raw = self._single.predict(F)
         else:
             raw = np.asarray(self.booster.predict(F, num_threads=1), dtype=np.float64)
         if self.calibrator is not None:
             raw = apply_calibrator(self.calibrator, raw)
         return raw
+
+    def verify(self, X: np.ndarray | None = None) -> bool:
+        """Score ``X`` (default: :func:`verification_rows`) with the fast path, batch and
+        record by record, and with the pipeline; on any difference over
+        :data:`TOLERANCE` drop the fast path (every call then goes through the pipeline)
+        with one warning line. True when the fast path is kept."""
+        if self.booster is None:
+            return False
+        X = verification_rows() if X is None else np.asarray(X, dtype=np.float64)
+        want = self._pipeline_proba(X)
+        try:
+            got = [self.predict_proba(X), *(self.predict_proba(X[i:i + 1])
+                                           for i in range(len(X)))]
+            batch, single = got[0], np.concatenate(got[1:])
+            worst = float(max(np.max(np.abs(batch - want)), np.max(np.abs(single - want))))
+        except Exception as exc:  # the fast path cannot even run on this model
+            worst, reason = float("inf"), f"{type(exc).__name__}: {exc}"
+        else:
+            reason = f"differs from the pipeline by up to {worst:.3g}"
+        if worst <= self.TOLERANCE:
+            return True
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "the fast scorer %s: scoring through the sklearn pipeline instead", reason)
+        self.booster = self.calibrator = self._single = None
+        return False
 
     def contributions(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """Tree SHAP contributions in log-odds per model feature, and the bias column.
@@ -317,49 +359,22 @@ class Scorer:
         return out[:, :-1], out[:, -1]
 
 
-class _SingleRowPredictor:
-    """``LGBM_BoosterPredictForMatSingleRowFast``: one record without the per-call set-up
-    of ``Booster.predict`` (parameter parsing, predictor creation, array checks)."""
+def verification_rows(n: int = 16, seed: int = 0) -> np.ndarray:
+    """``n`` contract-valid records in contract order spread over each field's domain
+    (codes drawn from the field's codes, amounts on a log scale), for :meth:`Scorer.verify`."""
+    from creditrisk.contract import FEATURES
 
-    def __init__(self, booster: Any, n_features: int) -> None:
-        import ctypes
-        import threading
-
-        from lightgbm.basic import _C_API_DTYPE_FLOAT64, _C_API_PREDICT_NORMAL, _LIB, _safe_call
-
-        self._ctypes = ctypes
-        self._lib = _LIB
-        self._safe_call = _safe_call
-        self._booster = booster  # keeps the handle alive
-        self._lock = threading.Lock()
-        self._config = ctypes.c_void_p()
-        num_iteration = booster.best_iteration if booster.best_iteration > 0 else -1
-        _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
-            booster._handle, ctypes.c_int(_C_API_PREDICT_NORMAL), ctypes.c_int(0),
-            ctypes.c_int(num_iteration), ctypes.c_int(_C_API_DTYPE_FLOAT64),
-            ctypes.c_int32(n_features), ctypes.c_char_p(b"num_threads=1"),
-            ctypes.byref(self._config)))
-        self._out_len = ctypes.c_int64()
-        # One input row and one output buffer, reused under the lock: their ctypes
-        # pointers are made once (``ndarray.ctypes.data_as`` costs microseconds a call).
-        self._row = np.empty(n_features, dtype=np.float64)
-        self._out = np.empty(1, dtype=np.float64)
-        self._row_ptr = self._row.ctypes.data_as(ctypes.c_void_p)
-        self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
-        self._out_len_ref = ctypes.byref(self._out_len)
-
-    def predict(self, F: np.ndarray) -> np.ndarray:
-        with self._lock:
-            self._row[:] = F[0]
-            self._safe_call(self._lib.LGBM_BoosterPredictForMatSingleRowFast(
-                self._config, self._row_ptr, self._out_len_ref, self._out_ptr))
-            return self._out.copy()
-
-    def __del__(self) -> None:
-        import contextlib
-
-        with contextlib.suppress(Exception):
-            self._lib.LGBM_FastConfigFree(self._config)
+    rng = np.random.default_rng(seed)
+    X = np.empty((n, len(FEATURES)), dtype=np.float64)
+    for j, f in enumerate(FEATURES):
+        if f.codes is not None:
+            X[:, j] = rng.choice(np.asarray(f.codes, dtype=np.float64), n)
+        elif f.kind == "integer":
+            X[:, j] = rng.integers(int(f.minimum or 0), int(f.maximum or 100) + 1, n)
+        else:
+            lo, hi = f.minimum or 0.0, min(f.maximum or 1e6, 1e6)
+            X[:, j] = np.clip(np.round(np.expm1(rng.uniform(0, np.log1p(hi), n))), lo, hi)
+    return X
 
 
 def model_summary(model: LoadedModel) -> str:

@@ -197,35 +197,114 @@ def ensure_valid(df: pd.DataFrame, *, require_target: bool = True, source: str =
 # --------------------------------------------------------------------------------------
 
 
+class Rule:
+    """Stable codes of the record rules: what a 4xx error names in ``code`` and what the
+    serving metrics label failures by. The wording of a rule (``FieldError.rule``) is for
+    people and may change; these codes do not."""
+
+    MISSING = "missing"  # a contract field is absent
+    UNKNOWN_FIELD = "unknown_field"  # a field the contract does not name
+    TYPE = "type"  # not a number (a string, a bool, null, a list...)
+    NOT_FINITE = "not_finite"  # NaN or infinite
+    RANGE = "range"  # outside the field's [minimum, maximum]
+    INTEGER = "integer"  # a fraction where the contract wants an integer
+    CODE = "code"  # not one of the field's codes
+    NOT_AN_OBJECT = "not_an_object"  # a record or body that is not a JSON object
+    # request-level rules (the serving layer's, coded here so that every code is listed once)
+    JSON = "json"  # the body is not valid JSON (syntax, UTF-8, depth, number range)
+    EMPTY_BATCH = "empty_batch"
+    BATCH_TOO_LARGE = "batch_too_large"
+    BODY_TOO_LARGE = "body_too_large"  # more bytes than the configured maximum
+    TOO_LONG = "too_long"  # a client-chosen string (id, parameter) over its bound
+    DATATYPE = "datatype"  # a v2 tensor datatype that is not numeric
+    SHAPE = "shape"  # a v2 tensor whose shape, data or size disagree
+    BINARY = "binary"  # a malformed binary tensor extension request
+    HEADER = "header"  # a malformed request header
+    CONTENT_TYPE = "content_type"
+    REQUEST = "request"  # any other malformed request (e.g. a wrong v2 request layout)
+
+    ALL: tuple[str, ...] = (
+        MISSING, UNKNOWN_FIELD, TYPE, NOT_FINITE, RANGE, INTEGER, CODE, NOT_AN_OBJECT, JSON,
+        EMPTY_BATCH, BATCH_TOO_LARGE, BODY_TOO_LARGE, TOO_LONG, DATATYPE, SHAPE, BINARY,
+        HEADER, CONTENT_TYPE, REQUEST,
+    )
+
+
 @dataclass(frozen=True)
 class FieldError:
-    """One failing field of one record, as a 4xx response reports it."""
+    """One failing field of one record, as a 4xx response reports it: the field, the
+    value (bounded, see :func:`display_value`), the rule in words and its stable code."""
 
     record: int
     field: str
     value: Any
     rule: str
+    code: str = Rule.REQUEST
 
     def as_dict(self) -> dict[str, Any]:
-        return {"record": self.record, "field": self.field, "value": self.value,
-                "rule": self.rule}
+        return {"record": self.record, "field": display_text(str(self.field)),
+                "value": display_value(self.value), "rule": self.rule, "code": self.code}
 
 
-def _check_value(f: Feature, value: Any) -> str | None:
-    """The rule ``value`` breaks, or None."""
+#: Longest client-chosen string echoed in an error body (longer ones are cut, marked).
+MAX_ECHOED_CHARS = 100
+
+
+def display_text(text: str, limit: int = MAX_ECHOED_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def display_value(v: Any) -> Any:
+    """A client's value as an error body may echo it: scalars as they are (an integer
+    within 64 bits, a finite float, a string of at most :data:`MAX_ECHOED_CHARS`), any
+    other value as a short, depth-bounded text. Never recursive, never raises, always
+    encodable by orjson."""
+    if v is None or isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        if -(2**63) <= v < 2**64:
+            return int(v)
+        return f"<integer of {v.bit_length()} bits>"
+    if isinstance(v, float):
+        return v if math.isfinite(v) else str(v)
+    if isinstance(v, str):
+        return display_text(v)
+    try:
+        text = _REPR.repr(v)
+    except Exception:  # a hostile object's __repr__; never let it fail an error body
+        text = f"<{type(v).__name__}>"
+    return display_text(text)
+
+
+def _make_repr() -> Any:
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxlist, r.maxdict, r.maxtuple = 3, 6, 6, 6
+    r.maxstring, r.maxother, r.maxlong = 40, 40, 40
+    return r
+
+
+_REPR = _make_repr()
+
+
+def _check_value(f: Feature, value: Any) -> tuple[str, str] | None:
+    """(code, rule in words) of the rule ``value`` breaks, or None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"must be {f.rule()}" if f.codes is None else f"must be {f.rule()} (a number)"
+        return Rule.TYPE, (f"must be {f.rule()}" if f.codes is None
+                           else f"must be {f.rule()} (a number)")
     if isinstance(value, float):
         if not math.isfinite(value):
-            return "must be a finite number"
+            return Rule.NOT_FINITE, "must be a finite number"
         if f.integral and not value.is_integer():
-            return f"must be {f.rule()}"
+            return Rule.INTEGER, f"must be {f.rule()}"
     if f.codes is not None:
-        return None if int(value) in f.codes and value == int(value) else f"must be {f.rule()}"
+        return None if int(value) in f.codes and value == int(value) else (
+            Rule.CODE, f"must be {f.rule()}")
     if (f.minimum is not None and value < f.minimum) or (
         f.maximum is not None and value > f.maximum
     ):
-        return f"must be {f.rule()}"
+        return Rule.RANGE, f"must be {f.rule()}"
     return None
 
 
@@ -245,32 +324,26 @@ def validate_records(
     errors: list[FieldError] = []
     for i, rec in enumerate(records):
         if not isinstance(rec, Mapping):
-            errors.append(FieldError(i, "<record>", _jsonable(rec),
-                                     "must be an object of named fields"))
+            errors.append(FieldError(i, "<record>", rec, "must be an object of named fields",
+                                     Rule.NOT_AN_OBJECT))
             continue
         row = out[i]
         for j, f in enumerate(FEATURES):
             if f.name not in rec:
-                errors.append(FieldError(i, f.name, None, "required field is missing"))
+                errors.append(FieldError(i, f.name, None, "required field is missing",
+                                         Rule.MISSING))
                 continue
             v = rec[f.name]
             problem = _check_value(f, v)
             if problem is None:
                 row[j] = v
             else:
-                errors.append(FieldError(i, f.name, _jsonable(v), problem))
+                errors.append(FieldError(i, f.name, v, problem[1], problem[0]))
         if len(rec) > len(FEATURES) or any(k not in FEATURES_BY_NAME for k in rec):
             for k in rec:
                 if k not in FEATURES_BY_NAME and k not in extra_ok:
-                    errors.append(FieldError(i, str(k), _jsonable(rec[k]),
-                                             "unknown field (not in the feature contract)"))
+                    errors.append(FieldError(i, str(k), rec[k],
+                                             "unknown field (not in the feature contract)",
+                                             Rule.UNKNOWN_FIELD))
     return out, errors
 
-
-def _jsonable(v: Any) -> Any:
-    if v is None or isinstance(v, (bool, int, str)):
-        return v
-    if isinstance(v, float):
-        return v if math.isfinite(v) else str(v)
-    text = repr(v)
-    return text if len(text) <= 200 else text[:200] + "..."

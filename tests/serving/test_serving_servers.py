@@ -122,7 +122,8 @@ def test_predictor_direct_v1_and_v2(predictor: Server, served_model: Any,
                    json={"instances": X.tolist()}, timeout=30)
     assert r.status_code == 400
     assert r.json()["errors"][0] == {"record": 3, "field": "AGE", "value": 7,
-                                     "rule": "must be an integer in [18, 100]"}
+                                     "rule": "must be an integer in [18, 100]",
+                                     "code": "range"}
 
 
 def test_explain_gives_reason_codes_in_input_fields(transformer: Server, served_model: Any,
@@ -198,7 +199,7 @@ def _bad_cases(rec: dict[str, Any]) -> list[tuple[str, dict[str, Any], int, dict
         ("wrong content type", {"content": b"instances=1", "headers":
                                 {"content-type": "application/x-www-form-urlencoded"}}, 415,
          {"field": "content-type", "value": "application/x-www-form-urlencoded"}),
-        ("no content type", {"content": b"{}"}, 415, {"field": "content-type"}),
+        ("no content type, not a request", {"content": b"{}"}, 400, {"field": "instances"}),
     ]
 
 

@@ -20,7 +20,7 @@ from creditrisk.serve.protocol import (
     parse_v2,
     records_to_matrix,
 )
-from creditrisk.validation import FieldError, validate_records
+from creditrisk.validation import FieldError, Rule, validate_records
 
 pytestmark = pytest.mark.unit
 
@@ -105,7 +105,8 @@ def test_parse_v1_rejections(body: Any, status: int, field: str) -> None:
         parse_v1(body, 10)
     assert info.value.status == status
     assert any(e.field == field for e in info.value.errors)
-    assert info.value.body()["errors"][0].keys() == {"record", "field", "value", "rule"}
+    assert info.value.body()["errors"][0].keys() == {"record", "field", "value", "rule",
+                                                     "code"}
 
 
 def _v2(records: list[dict[str, Any]], **overrides: Any) -> InferRequest:
@@ -198,21 +199,34 @@ def test_field_contributions_keep_the_total() -> None:
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("err,category", [
-    (FieldError(0, "AGE", None, "required field is missing"), "missing"),
-    (FieldError(0, "FOO", 1, "unknown field (not in the feature contract)"), "unknown_field"),
-    (FieldError(0, "AGE", "x", "must be an integer in [18, 100]"), "type"),
-    (FieldError(0, "AGE", 7, "must be an integer in [18, 100]"), "range"),
-    (FieldError(0, "AGE", 30.5, "must be an integer in [18, 100]"), "integer"),
-    (FieldError(0, "SEX", 3, "must be one of [1, 2]"), "code"),
-    (FieldError(0, "AGE", "inf", "must be a finite number"), "not_finite"),
-    (FieldError(-1, "<body>", None, "must be valid JSON (x)"), "json"),
-    (FieldError(-1, "instances", 0, "at least 1 record"), "empty_batch"),
-    (FieldError(-1, "content-type", "text/plain", "must be application/json"),
-     "content_type"),
-])
-def test_rule_categories(err: FieldError, category: str) -> None:
-    assert metrics.rule_category(err) == category
+def test_rule_labels_are_the_stable_codes_not_the_wording() -> None:
+    """Metrics label a failure by its rule's code; the English wording plays no part."""
+    _, errors = validate_records([dict(GOOD, AGE=7, SEX=3, PAY_2=1.5, LIMIT_BAL="x",
+                                       BILL_AMT1=float("inf"), EXTRA=1)])
+    del_missing = dict(GOOD)
+    del del_missing["PAY_0"]
+    _, missing = validate_records([del_missing, [1, 2]])
+    got = {(e.field, metrics.rule_category(e)) for e in errors + missing}
+    assert got == {("AGE", "range"), ("SEX", "code"), ("PAY_2", "integer"),
+                   ("LIMIT_BAL", "type"), ("BILL_AMT1", "not_finite"),
+                   ("EXTRA", "unknown_field"), ("PAY_0", "missing"),
+                   ("<record>", "not_an_object")}
+    reworded = FieldError(0, "AGE", 7, "anything at all", Rule.RANGE)
+    assert metrics.rule_category(reworded) == "range"
+    assert metrics.rule_category(FieldError(0, "AGE", 7, "x", "made-up")) == "request"
+    assert all(metrics.rule_category(FieldError(0, "AGE", 1, "x", c)) == c for c in Rule.ALL)
+
+
+def test_error_values_are_bounded_and_encodable() -> None:
+    import orjson
+
+    deep: Any = []
+    for _ in range(5000):
+        deep = [deep]
+    for value in (2**200, -(2**70), "x" * 10_000, deep, float("nan"), {"a": deep}):
+        d = FieldError(0, "f" * 1000, value, "rule").as_dict()
+        orjson.dumps(d)  # never raises
+        assert len(d["field"]) <= 103 and len(str(d["value"])) <= 103
 
 
 def test_field_labels_are_bounded() -> None:
@@ -232,3 +246,97 @@ def test_score_collector_histogram() -> None:
     assert {s.labels["decision"]: s.value for s in dec.samples} == {"approve": 2,
                                                                      "decline": 2}
 
+
+
+# --------------------------------------------------------------------------------------
+# The fast scorer, checked against the pipeline; the LightGBM fence; the smoke check
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_pipeline() -> Any:
+    from creditrisk.model import CalibratedClassifier, make_lightgbm, make_pipeline
+    from tests.synthetic import synthetic_frame
+
+    df = synthetic_frame(400, seed=3)
+    X, y = df.loc[:, list(FEATURE_NAMES)], df["default_next_month"].to_numpy()
+    clf = CalibratedClassifier(make_lightgbm({"n_estimators": 20}, seed=0, n_jobs=1))
+    pipe = make_pipeline(clf)
+    from sklearn.model_selection import cross_val_predict
+
+    oof = cross_val_predict(make_pipeline(make_lightgbm({"n_estimators": 20}, seed=0,
+                                                        n_jobs=1)), X, y, cv=3,
+                            method="predict_proba")[:, 1]
+    pipe.steps[0][1].fit(X, y)
+    clf.fit_from_oof(pipe.steps[0][1].transform(X), y, oof)
+    return pipe
+
+
+def test_fast_scorer_is_checked_against_the_pipeline(small_pipeline: Any,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    from creditrisk.model import Scorer, verification_rows
+
+    X = verification_rows()
+    want = small_pipeline.predict_proba(X)[:, 1]
+    good = Scorer(small_pipeline)
+    assert good.fast and good.verify()
+    assert np.abs(good.predict_proba(X) - want).max() <= Scorer.TOLERANCE
+    assert np.abs(good.predict_proba(X[:1]) - want[:1]).max() <= Scorer.TOLERANCE
+    broken = Scorer(small_pipeline)
+    broken.calibrator = None  # the fast path now disagrees with the pipeline
+    with caplog.at_level("WARNING"):
+        assert not broken.verify()
+    assert not broken.fast
+    assert "scoring through the sklearn pipeline instead" in caplog.text
+    assert np.array_equal(broken.predict_proba(X), want)
+
+
+def test_lightgbm_fence_falls_back_to_booster_predict(small_pipeline: Any,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    from creditrisk import _lightgbm_compat
+    from creditrisk.model import Scorer, verification_rows
+
+    assert _lightgbm_compat.single_row_supported()
+    monkeypatch.setattr(_lightgbm_compat, "installed_version", lambda: "9.0.0")
+    with caplog.at_level("WARNING"):
+        s = Scorer(small_pipeline)
+        Scorer(small_pipeline)
+    assert not s.single_row and s.fast
+    assert caplog.text.count("lightgbm 9.0.0 is not the version") == 1
+    X = verification_rows(4)
+    assert s.verify()
+    assert np.abs(s.predict_proba(X[:1]) - small_pipeline.predict_proba(X[:1])[:, 1]).max() \
+        <= Scorer.TOLERANCE
+    assert s._single is None  # the C API was never touched
+
+
+def test_kserve_fence_warns_once_on_another_version(caplog: pytest.LogCaptureFixture) -> None:
+    from creditrisk.serve import _kserve_compat
+
+    assert _kserve_compat.fast_path_supported()
+    with caplog.at_level("WARNING"):
+        assert not _kserve_compat.fast_path_supported("0.99.1")
+        assert not _kserve_compat.fast_path_supported("0.99.1")
+    assert caplog.text.count("kserve 0.99.1 is not the version") == 1
+
+
+def test_smoke_problems_catch_wrong_answers() -> None:
+    from creditrisk.serve.local import smoke_problems
+
+    pred = {"probability": 0.2, "decision": "approve", "risk_band": "low"}
+    good = {
+        "v1_predict": {"status": 200, "body": {"predictions": [pred]}},
+        "v2_infer": {"status": 200, "body": {"outputs": [{"name": "probability",
+                                                          "data": [0.2]}]}},
+        "v1_explain": {"status": 200, "body": {"explanations": [{**pred, "reasons": []}]}},
+        "bad_request": {"status": 400, "body": {"errors": [{"field": "AGE"},
+                                                           {"field": "EDUCATION"}]}},
+    }
+    assert smoke_problems(good) == []
+    wrong_prob = {**good, "v2_infer": {"status": 200, "body": {"outputs": [
+        {"name": "probability", "data": [0.7]}]}}}
+    assert any("disagree" in p for p in smoke_problems(wrong_prob))
+    assert smoke_problems({**good, "bad_request": {"status": 200, "body": {}}})
+    assert smoke_problems({**good, "v1_predict": {"status": 500, "body": {"error": "x"}}})
+    assert smoke_problems({**good, "v1_explain": {"status": 200, "body": {}}})

@@ -13,6 +13,7 @@ server parses a JSON tensor. Failures become :class:`PredictorUnavailable` (503)
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import time
 from collections.abc import Mapping
@@ -21,8 +22,9 @@ from urllib.parse import urlsplit
 
 import httptools
 import orjson
-from kserve.inference_client import InferenceRESTClient, RESTConfig
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from creditrisk.serve import _kserve_compat
 
 INFERENCE_HEADER = "inference-header-content-length"
 
@@ -109,23 +111,56 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
-class ConnectionPool:
-    """Keep-alive connections to one ``http(s)://host:port``, reused LIFO."""
+#: Environment variables naming a CA bundle for the predictor's TLS certificate, in the
+#: order they are read (KServe's controller sets ``REQUESTS_CA_BUNDLE``).
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
 
-    def __init__(self, base_url: str, timeout_s: float, *, max_idle: int = 64) -> None:
+
+class ClientConfigError(ValueError):
+    """A predictor client setting that cannot be honoured (refused at start-up)."""
+
+
+def tls_context(environ: Mapping[str, str] | None = None) -> ssl.SSLContext:
+    """A verifying TLS context trusting the CA bundle the environment names (see
+    :data:`CA_BUNDLE_VARIABLES`), else the system's; a named bundle that cannot be read
+    is a :class:`ClientConfigError`."""
+    env = os.environ if environ is None else environ
+    for var in CA_BUNDLE_VARIABLES:
+        path = env.get(var)
+        if path:
+            try:
+                return ssl.create_default_context(cafile=path)
+            except (OSError, ssl.SSLError) as exc:
+                raise ClientConfigError(
+                    f"{var}={path}: cannot use it as the CA bundle for the predictor's TLS "
+                    f"certificate ({exc})") from None
+    return ssl.create_default_context()
+
+
+class ConnectionPool:
+    """Keep-alive connections to one ``http(s)://host:port``, reused LIFO. ``retries``
+    more attempts are made when a connection cannot be opened or a pooled one turns out
+    closed before the predictor read the request (never after it may have)."""
+
+    def __init__(self, base_url: str, timeout_s: float, *, max_idle: int = 64,
+                 retries: int = 0, tls: ssl.SSLContext | None = None) -> None:
         u = urlsplit(base_url if "://" in base_url else f"http://{base_url}")
         self.host = u.hostname or "127.0.0.1"
-        self.tls = u.scheme == "https"
+        self.tls = tls_context() if u.scheme == "https" and tls is None else tls
+        if u.scheme != "https":
+            self.tls = None
         self.port = u.port or (443 if self.tls else 80)
         self.authority = f"{self.host}:{self.port}".encode()
         self.timeout_s = timeout_s
         self.max_idle = max_idle
+        self.retries = max(retries, 0)
         self._idle: list[_Connection] = []
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
-        ctx = ssl.create_default_context() if self.tls else None
-        _, conn = await loop.create_connection(_Connection, self.host, self.port, ssl=ctx)
+        _, conn = await loop.create_connection(
+            _Connection, self.host, self.port, ssl=self.tls,
+            server_hostname=self.host if self.tls is not None else None)
         return conn
 
     def _take_idle(self) -> _Connection | None:
@@ -148,7 +183,8 @@ class ConnectionPool:
         data = b"".join(head)
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + self.timeout_s
-        for attempt in (0, 1):
+        failures = 0
+        while True:
             conn = self._take_idle()
             reused = conn is not None
             try:
@@ -168,23 +204,27 @@ class ConnectionPool:
                 raise PredictorUnavailable(
                     "timeout", f"the predictor did not answer within {self.timeout_s:g}s"
                 ) from None
-            except _Closed:
-                # A pooled keep-alive connection closed by the predictor (restarted, idle
-                # timeout) before it answered: the request reached no live server.
-                if reused and not conn.got_bytes and attempt == 0:  # type: ignore[union-attr]
-                    continue
-                raise PredictorUnavailable(
-                    "unreachable", "the predictor closed the connection") from None
-            except OSError as exc:
+            except (_Closed, OSError) as exc:
                 if conn is not None:
                     conn.close()
-                raise PredictorUnavailable(
-                    "unreachable", f"the predictor is unreachable ({type(exc).__name__})"
-                ) from None
+                # Only a request the predictor cannot have read is sent again: a pooled
+                # keep-alive connection found closed (predictor restarted, idle timeout; no
+                # attempt counted), or a connection that could not be opened (retries).
+                unread = conn is None or not conn.got_bytes
+                if reused and isinstance(exc, _Closed) and unread:
+                    continue
+                failures += 1
+                if conn is None and failures <= self.retries and \
+                        time.monotonic() < deadline:
+                    await asyncio.sleep(min(0.05 * failures,
+                                            max(deadline - time.monotonic(), 0.0)))
+                    continue
+                text = ("the predictor closed the connection" if isinstance(exc, _Closed)
+                        else f"the predictor is unreachable ({type(exc).__name__})")
+                raise PredictorUnavailable("unreachable", text) from None
             if not conn.closed and len(self._idle) < self.max_idle:
                 self._idle.append(conn)
             return result
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
         while self._idle:
@@ -208,7 +248,7 @@ def response_from_bytes(content: bytes, json_length: int) -> InferResponse:
                           parameters=params)
         size = (params or {}).get("binary_data_size")
         if size is not None:
-            out._raw_data = content[start:start + size]
+            _kserve_compat.set_raw_output(out, content[start:start + size])
             start += size
         elif o.get("data") is not None:
             out.data = o["data"]
@@ -219,14 +259,20 @@ def response_from_bytes(content: bytes, json_length: int) -> InferResponse:
                          parameters=d.get("parameters"), infer_outputs=outputs)
 
 
-class PooledRESTClient(InferenceRESTClient):
-    """v2 REST inference over :class:`ConnectionPool` (connections made in the loop)."""
+class PooledRESTClient:
+    """v2 REST inference over :class:`ConnectionPool` (connections made in the loop): the
+    methods of KServe's ``InferenceRESTClient`` that ``Model`` calls. TLS (an ``https``
+    base URL) verifies against the CA bundle of :func:`tls_context`, read here, at
+    start-up; ``retries`` as KServe's ``--predictor_request_retries``."""
 
-    def __init__(self, timeout_s: float, *, max_idle: int = 64) -> None:
-        # Not calling super().__init__: that builds the httpx client this replaces.
-        self._config = RESTConfig(protocol="v2", timeout=timeout_s, retries=0)
+    def __init__(self, timeout_s: float, *, max_idle: int = 64, retries: int = 0,
+                 use_ssl: bool = False) -> None:
+        if retries < 0:
+            raise ClientConfigError(f"--predictor_request_retries={retries}: must be >= 0")
         self.timeout_s = timeout_s
         self.max_idle = max_idle
+        self.retries = retries
+        self.tls = tls_context() if use_ssl else None
         self._pools: dict[str, ConnectionPool] = {}
 
     def _pool(self, base_url: Any) -> ConnectionPool:
@@ -234,7 +280,8 @@ class PooledRESTClient(InferenceRESTClient):
         pool = self._pools.get(key)
         if pool is None:
             pool = self._pools[key] = ConnectionPool(key, self.timeout_s,
-                                                     max_idle=self.max_idle)
+                                                     max_idle=self.max_idle,
+                                                     retries=self.retries, tls=self.tls)
         return pool
 
     async def infer(self, base_url: Any, data: Any, model_name: str | None = None,

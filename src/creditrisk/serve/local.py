@@ -194,3 +194,52 @@ def smoke_requests(transformer_url: str, model_name: str) -> dict[str, object]:
         r = c.post(f"/v1/models/{model_name}:predict", json={"instances": [bad]})
         out["bad_request"] = {"status": r.status_code, "body": r.json()}
     return out
+
+
+def smoke_problems(answers: dict[str, object]) -> list[str]:
+    """What is wrong with :func:`smoke_requests`' answers (empty when all are right): each
+    good request 200 with one probability in [0, 1], a decision and a risk band, the same
+    probability by v1, v2 and explain, reason codes for explain, and the bad request 400
+    naming both broken fields."""
+    problems: list[str] = []
+
+    def body(key: str, status: int) -> dict[str, object] | None:
+        a = answers.get(key)
+        if not isinstance(a, dict) or a.get("status") != status or not isinstance(
+                a.get("body"), dict):
+            problems.append(f"{key}: expected status {status}, got {a!r:.300}")
+            return None
+        return a["body"]  # type: ignore[return-value]
+
+    probs: dict[str, float] = {}
+    try:
+        v1 = body("v1_predict", 200)
+        if v1 is not None:
+            pred = v1["predictions"][0]  # type: ignore[index]
+            probs["v1"] = float(pred["probability"])
+            if pred["decision"] not in ("approve", "decline") or not pred["risk_band"]:
+                problems.append(f"v1_predict: no decision or risk band in {pred}")
+        v2 = body("v2_infer", 200)
+        if v2 is not None:
+            outputs = {o["name"]: o["data"] for o in v2["outputs"]}  # type: ignore[attr-defined]
+            probs["v2"] = float(outputs["probability"][0])
+        ex = body("v1_explain", 200)
+        if ex is not None:
+            e = ex["explanations"][0]  # type: ignore[index]
+            probs["explain"] = float(e["probability"])
+            if not isinstance(e.get("reasons"), list):
+                problems.append(f"v1_explain: no reason codes in {e}")
+        bad = body("bad_request", 400)
+        if bad is not None:
+            fields = {e.get("field") for e in bad.get("errors", [])}  # type: ignore[attr-defined]
+            if not {"AGE", "EDUCATION"} <= fields:
+                problems.append(f"bad_request: the errors do not name AGE and EDUCATION: "
+                                f"{bad}")
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        problems.append(f"an answer is not in the expected shape ({type(exc).__name__}: "
+                        f"{exc})")
+    if any(not 0.0 <= p <= 1.0 for p in probs.values()):
+        problems.append(f"probabilities outside [0, 1]: {probs}")
+    if len(set(probs.values())) > 1:
+        problems.append(f"v1, v2 and explain disagree on the probability: {probs}")
+    return problems

@@ -3,7 +3,8 @@ exposes next to its own ``request_*_seconds`` histograms.
 
 Label values are bounded: protocol and verb come from a fixed set, status is an HTTP
 code the server itself produces, a field is a contract name or one of a few placeholders
-(client-chosen unknown field names are folded into ``<unknown>``), a rule is a category.
+(client-chosen unknown field names are folded into ``<unknown>``), a rule is its stable
+code (:class:`creditrisk.validation.Rule`).
 Per-record observations are aggregated with numpy so that a 1,000-record batch costs a
 few microseconds, not a thousand ``observe`` calls.
 """
@@ -20,7 +21,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 from creditrisk.contract import FEATURES_BY_NAME
-from creditrisk.validation import FieldError
+from creditrisk.validation import FieldError, Rule
 
 PREFIX = "creditrisk"
 
@@ -67,46 +68,17 @@ PREDICTOR_ERRORS = Counter(
 )
 
 #: Placeholders used as ``field`` label for what is not a contract field.
-OTHER_FIELDS = ("<unknown>", "<record>", "<body>", "instances", "inputs", "content-type")
+OTHER_FIELDS = ("<unknown>", "<record>", "<body>", "<header>", "instances", "inputs", "id",
+                "parameters", "content-type", "content-length", "x-request-id",
+                "inference-header-content-length")
 
 PROBABILITY_BUCKETS = tuple(round(x, 2) for x in np.arange(0.05, 1.0001, 0.05))
 
 
-_RULE_PREFIXES = (
-    ("must be valid JSON", "json"),
-    ("at least 1 record", "empty_batch"),
-    ("at most ", "batch_too_large"),
-    ("datatype must be", "datatype"),
-    ("shape ", "shape"),
-    ("every input must", "shape"),
-)
-
-
 def rule_category(err: FieldError) -> str:
-    """A bounded category for a field error's rule text."""
-    rule = err.rule
-    for prefix, category in _RULE_PREFIXES:
-        if rule.startswith(prefix):
-            return category
-    if err.field == "content-type":
-        return "content_type"
-    if rule.startswith("required"):
-        return "missing"
-    if rule.startswith("unknown field"):
-        return "unknown_field"
-    if rule.startswith("must be an object"):
-        return "not_an_object"
-    if "finite" in rule:
-        return "not_finite"
-    v = err.value
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return "type"
-    feature = FEATURES_BY_NAME.get(err.field)
-    if feature is not None and feature.codes is not None:
-        return "code"
-    if feature is not None and feature.integral and float(v) != int(v):
-        return "integer"
-    return "range"
+    """The bounded label of a field error: its rule's stable code
+    (:class:`creditrisk.validation.Rule`)."""
+    return err.code if err.code in Rule.ALL else Rule.REQUEST
 
 
 def field_label(name: str) -> str:

@@ -83,6 +83,10 @@ class CreditPredictor(kserve.Model):
         self.ready = True
         return True
 
+    @property
+    def served_version(self) -> str | None:
+        return None if self.served is None else self.served.model_version
+
     def get_input_types(self) -> list[dict[str, Any]]:
         return [{"name": MATRIX_INPUT, "datatype": "FP64", "shape": [-1, N_FEATURES]}]
 
@@ -207,5 +211,5 @@ def main(args: argparse.Namespace) -> None:
     model = CreditPredictor(args.model_name, str(source), version=args.model_version,
                             max_batch_size=args.max_batch_size)
     model.load()
-    server.run(model, args, server="predictor")
+    server.run(model, args, server="predictor", fast=server.use_fast_path(args))
 

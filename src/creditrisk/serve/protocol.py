@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
 from typing import Any
@@ -28,7 +28,7 @@ import numpy as np
 import orjson
 
 from creditrisk.contract import FEATURE_NAMES, FEATURES
-from creditrisk.validation import FieldError, validate_records
+from creditrisk.validation import FieldError, Rule, display_value, validate_records
 
 N_FEATURES = len(FEATURE_NAMES)
 MATRIX_INPUT = "input-0"
@@ -68,8 +68,8 @@ class RequestRejected(Exception):
 
 
 def reject(status: int, message: str, fieldname: str, value: Any, rule: str,
-           record: int = -1) -> RequestRejected:
-    return RequestRejected(status, message, [FieldError(record, fieldname, value, rule)])
+           code: str = Rule.REQUEST, record: int = -1) -> RequestRejected:
+    return RequestRejected(status, message, [FieldError(record, fieldname, value, rule, code)])
 
 
 def new_request_id() -> str:
@@ -168,30 +168,21 @@ def check_matrix(X: np.ndarray) -> list[FieldError]:
         return []
     records = [dict(zip(FEATURE_NAMES, X[i].tolist(), strict=True)) for i in bad_rows]
     _, errors = validate_records(records)
-    return [FieldError(int(bad_rows[e.record]), e.field, e.value, e.rule) for e in errors]
+    return [FieldError(int(bad_rows[e.record]), e.field, e.value, e.rule, e.code)
+            for e in errors]
 
 
 def check_batch_size(n: int, max_batch: int, where: str) -> None:
     if n == 0:
-        raise reject(400, "empty batch", where, 0, "at least 1 record")
+        raise reject(400, "empty batch", where, 0, "at least 1 record", Rule.EMPTY_BATCH)
     if n > max_batch:
         raise reject(413, f"batch of {n} records is over the maximum of {max_batch}",
-                     where, n, f"at most {max_batch} records")
+                     where, n, f"at most {max_batch} records", Rule.BATCH_TOO_LARGE)
 
 
 # --------------------------------------------------------------------------------------
 # Parsing
 # --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Parsed:
-    """A validated request: the matrix plus what the response needs."""
-
-    protocol: str  # "v1" or "v2"
-    X: np.ndarray
-    request_id: str
-    parameters: dict[str, Any] = field(default_factory=dict)
 
 
 def _validated(records: Sequence[Any]) -> np.ndarray:
@@ -205,17 +196,18 @@ def _validated(records: Sequence[Any]) -> np.ndarray:
 def parse_v1(body: Any, max_batch: int, *, allow_matrix: bool = False) -> np.ndarray:
     """``{"instances": [...]}`` -> validated matrix."""
     if not isinstance(body, Mapping):
-        raise reject(400, "the body must be a JSON object", "<body>", _short(body),
-                     'must be an object {"instances": [...]}')
+        raise reject(400, "the body must be a JSON object", "<body>", body,
+                     'must be an object {"instances": [...]}', Rule.NOT_AN_OBJECT)
     unknown = [k for k in body if k != "instances"]
     if unknown:
         raise RequestRejected(400, "unknown top-level field(s)", [
-            FieldError(-1, str(k), _short(body[k]), 'unknown field (only "instances")')
+            FieldError(-1, str(k), body[k], 'unknown field (only "instances")',
+                       Rule.UNKNOWN_FIELD)
             for k in unknown])
     instances = body.get("instances")
     if not isinstance(instances, list):
         raise reject(400, '"instances" must be a list of records', "instances",
-                     _short(instances), "must be a list of records")
+                     instances, "must be a list of records", Rule.TYPE)
     check_batch_size(len(instances), max_batch, "instances")
     if allow_matrix and isinstance(instances[0], list):
         return _matrix_from_rows(instances)
@@ -226,8 +218,8 @@ def _matrix_from_rows(rows: list[Any]) -> np.ndarray:
     bad = [i for i, r in enumerate(rows) if not isinstance(r, list) or len(r) != N_FEATURES]
     if bad:
         raise RequestRejected(400, f"rows must be lists of {N_FEATURES} numbers", [
-            FieldError(i, "<record>", _short(rows[i]),
-                       f"must be a list of {N_FEATURES} numbers in contract order")
+            FieldError(i, "<record>", rows[i],
+                       f"must be a list of {N_FEATURES} numbers in contract order", Rule.SHAPE)
             for i in bad])
     if not _NUMBER_TYPES.issuperset(map(type, chain.from_iterable(rows))):
         return _validated([dict(zip(FEATURE_NAMES, r, strict=True)) for r in rows])
@@ -249,18 +241,28 @@ def _tensor_values(inp: Any) -> tuple[list[Any], int]:
     shape = list(inp.shape or [])
     datatype = str(inp.datatype).upper()
     if datatype not in NUMERIC_DATATYPES or datatype == "BOOL":
-        raise reject(400, f"input {name!r} must be a numeric tensor", name, datatype,
-                     "datatype must be numeric (FP64, FP32, INT64, ...)")
-    data = inp.data if inp._raw_data is None else inp.as_numpy().ravel().tolist()
+        raise reject(400, f"input {display_value(name)!r} must be a numeric tensor", name,
+                     datatype, "datatype must be numeric (FP64, FP32, INT64, ...)",
+                     Rule.DATATYPE)
+    if not shape or any(type(s) is not int or s < 0 for s in shape):
+        raise reject(400, f"input {display_value(name)!r}: bad shape", name, shape,
+                     "shape must be a list of non-negative integers", Rule.SHAPE)
+    data = inp.data
+    if (data is None or (isinstance(data, list) and not data)) and math.prod(shape):
+        try:  # raw tensor contents (gRPC raw_input_contents); as_numpy reads them
+            data = inp.as_numpy()
+        except (ValueError, TypeError):
+            raise reject(400, f"input {display_value(name)!r}: bad tensor contents", name,
+                         shape, f"contents must hold {math.prod(shape)} {datatype} values",
+                         Rule.SHAPE) from None
     if isinstance(data, np.ndarray):
         data = data.ravel().tolist()
-    data = list(data) if data is not None else []
+    data = list(data)
     if data and isinstance(data[0], list):
         data = list(chain.from_iterable(d if isinstance(d, list) else [d] for d in data))
-    n = int(np.prod(shape)) if shape else -1
-    if not shape or len(data) != n or any(not isinstance(s, int) or s < 0 for s in shape):
-        raise reject(400, f"input {name!r}: shape and data disagree", name, shape,
-                     f"shape must match the {len(data)} values given")
+    if len(data) != math.prod(shape):
+        raise reject(400, f"input {display_value(name)!r}: shape and data disagree", name,
+                     shape, f"shape must match the {len(data)} values given", Rule.SHAPE)
     return data, shape[0]
 
 
@@ -268,13 +270,14 @@ def parse_v2(request: Any, max_batch: int, *, allow_matrix: bool = False) -> np.
     """An InferRequest (REST or gRPC) -> validated matrix."""
     inputs = list(request.inputs or [])
     if not inputs:
-        raise reject(400, "no inputs", "inputs", [], "at least one input tensor")
+        raise reject(400, "no inputs", "inputs", [], "at least one input tensor",
+                     Rule.EMPTY_BATCH)
     if allow_matrix and len(inputs) == 1 and inputs[0].name not in FEATURE_NAMES:
         data, rows = _tensor_values(inputs[0])
         shape = list(inputs[0].shape)
         if len(shape) != 2 or shape[1] != N_FEATURES:
             raise reject(400, "bad matrix input", str(inputs[0].name), shape,
-                         f"shape must be [n, {N_FEATURES}] (contract order)")
+                         f"shape must be [n, {N_FEATURES}] (contract order)", Rule.SHAPE)
         check_batch_size(rows, max_batch, "inputs")
         if not _NUMBER_TYPES.issuperset(map(type, data)):
             return _validated([dict(zip(FEATURE_NAMES, data[i:i + N_FEATURES], strict=True))
@@ -286,22 +289,25 @@ def parse_v2(request: Any, max_batch: int, *, allow_matrix: bool = False) -> np.
         name = str(inp.name)
         if name not in FEATURE_NAMES:
             errors.append(FieldError(-1, name, None,
-                                     "unknown field (not in the feature contract)"))
+                                     "unknown field (not in the feature contract)",
+                                     Rule.UNKNOWN_FIELD))
             continue
         data, rows = _tensor_values(inp)
         shape = list(inp.shape)
         if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
-            errors.append(FieldError(-1, name, shape, "shape must be [n] or [n, 1]"))
+            errors.append(FieldError(-1, name, shape, "shape must be [n] or [n, 1]",
+                                     Rule.SHAPE))
             continue
         columns[name] = data
-    errors += [FieldError(-1, n, None, "required field is missing")
+    errors += [FieldError(-1, n, None, "required field is missing", Rule.MISSING)
                for n in FEATURE_NAMES if n not in columns]
     if errors:
         raise RequestRejected(400, "the inputs do not match the feature contract", errors)
     lengths = {len(c) for c in columns.values()}
     if len(lengths) != 1:
         raise RequestRejected(400, "inputs have different lengths", [
-            FieldError(-1, n, len(c), "every input must hold the same number of records")
+            FieldError(-1, n, len(c), "every input must hold the same number of records",
+                       Rule.SHAPE)
             for n, c in columns.items()])
     check_batch_size(lengths.pop(), max_batch, "inputs")
     cols = [columns[n] for n in FEATURE_NAMES]
@@ -316,21 +322,101 @@ def parse_v2(request: Any, max_batch: int, *, allow_matrix: bool = False) -> np.
 #: What a fast-path decoder returns for a body it leaves to KServe's own stack.
 NOT_PLAIN: Any = object()
 
+#: Longest client-chosen string (request id, v2 ``id``, parameter key or value) accepted.
+MAX_CLIENT_STRING = 128
+#: Most request or tensor parameters accepted.
+MAX_PARAMETERS = 32
+#: Most input tensors accepted in one v2 request (the contract has 23 fields).
+MAX_INPUTS = 64
+
 _V2_REQUEST_KEYS = frozenset({"id", "parameters", "inputs"})
 _V2_INPUT_KEYS = frozenset({"name", "shape", "datatype", "parameters", "data"})
 _PARAMETER_TYPES = frozenset({float, int, bool, str})
+_CLOUDEVENT_KEYS = frozenset({"time", "type", "source", "id", "specversion", "data"})
+_ITEMSIZE = {"BOOL": 1, "UINT8": 1, "UINT16": 2, "UINT32": 4, "UINT64": 8, "INT8": 1,
+             "INT16": 2, "INT32": 4, "INT64": 8, "FP16": 2, "FP32": 4, "FP64": 8}
+_NUMPY_TYPE = {"BOOL": "?", "UINT8": "<u1", "UINT16": "<u2", "UINT32": "<u4", "UINT64": "<u8",
+               "INT8": "<i1", "INT16": "<i2", "INT32": "<i4", "INT64": "<i8", "FP16": "<f2",
+               "FP32": "<f4", "FP64": "<f8"}
 
 
-def decode_v1_body(body: bytes) -> Any:
-    """A v1 body as KServe's ``DataPlane.decode`` gives it to the model, or
-    :data:`NOT_PLAIN` when it is not plain JSON (malformed, or a structured CloudEvent):
-    KServe's stack then answers it, with its own errors."""
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return NOT_PLAIN
-    if isinstance(payload, dict) and {"time", "type", "source", "id", "specversion",
-                                      "data"} <= payload.keys():
+def bounded_id(value: Any, fieldname: str) -> str | None:
+    """A client's request id as a string of at most :data:`MAX_CLIENT_STRING` characters
+    (None when absent or empty); anything else is a 400."""
+    if value is None or value == "":
+        return None
+    if type(value) is not str:
+        raise reject(400, f"{fieldname} must be a string", fieldname, value,
+                     "must be a string", Rule.TYPE)
+    if len(value) > MAX_CLIENT_STRING:
+        raise reject(400, f"{fieldname} is too long", fieldname, value,
+                     f"at most {MAX_CLIENT_STRING} characters", Rule.TOO_LONG)
+    return value
+
+
+def check_parameters(params: Any, where: str) -> None:
+    """v2 ``parameters``: an object of at most :data:`MAX_PARAMETERS` entries whose keys and
+    string values hold at most :data:`MAX_CLIENT_STRING` characters."""
+    if params is None:
+        return
+    if type(params) is not dict:
+        raise reject(400, f"{where} must be an object", where, params, "must be an object",
+                     Rule.TYPE)
+    if len(params) > MAX_PARAMETERS:
+        raise reject(400, f"too many {where}", where, len(params),
+                     f"at most {MAX_PARAMETERS} entries", Rule.TOO_LONG)
+    for k, v in params.items():
+        if len(k) > MAX_CLIENT_STRING or (type(v) is str and len(v) > MAX_CLIENT_STRING):
+            raise reject(400, f"a value of {where} is too long", f"{where}.{k}", v,
+                         f"keys and strings of at most {MAX_CLIENT_STRING} characters",
+                         Rule.TOO_LONG)
+
+
+def check_v2_strings(d: Any) -> None:
+    """The client-chosen strings of a parsed v2 body (JSON, or a binary request's JSON
+    header) within their bounds, before any of them is logged, counted or echoed."""
+    if type(d) is not dict:
+        return
+    rid = d.get("id")
+    if type(rid) is str:
+        bounded_id(rid, "id")
+    check_parameters(d.get("parameters"), "parameters")
+    inputs = d.get("inputs")
+    if type(inputs) is list:
+        if len(inputs) > MAX_INPUTS:
+            raise reject(400, "too many inputs", "inputs", len(inputs),
+                         f"at most {MAX_INPUTS} input tensors", Rule.TOO_LONG)
+        for inp in inputs:
+            if type(inp) is dict:
+                check_parameters(inp.get("parameters"), "inputs.parameters")
+
+
+#: Deepest JSON nesting handed to KServe's own routes (their parsers recurse).
+MAX_STACK_DEPTH = 32
+
+
+def check_depth(value: Any, limit: int = MAX_STACK_DEPTH) -> None:
+    """Reject a parsed JSON value nested deeper than ``limit`` (iteratively: no
+    recursion, whatever the depth)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if type(v) is dict:
+            children: Any = v.values()
+        elif type(v) is list:
+            children = v
+        else:
+            continue
+        if depth > limit:
+            raise reject(400, "the body is nested too deeply", "<body>", None,
+                         f"at most {limit} levels of nested arrays and objects", Rule.JSON)
+        stack.extend((c, depth + 1) for c in children if type(c) in (dict, list))
+
+
+def decode_v1_body(payload: Any) -> Any:
+    """A parsed v1 body as KServe's ``DataPlane.decode`` gives it to the model, or
+    :data:`NOT_PLAIN` for a structured CloudEvent (KServe's stack unwraps it)."""
+    if type(payload) is dict and payload.keys() >= _CLOUDEVENT_KEYS:
         return NOT_PLAIN
     return payload
 
@@ -340,16 +426,12 @@ def _plain_parameters(p: Any) -> bool:
         map(type, p.values())))
 
 
-def decode_v2_json(body: bytes, model_name: str) -> Any:
-    """A JSON v2 body as the ``InferRequest`` KServe would build from it, or
+def decode_v2_json(d: Any, model_name: str) -> Any:
+    """A parsed JSON v2 body as the ``InferRequest`` KServe would build from it, or
     :data:`NOT_PLAIN` for anything but a plain, well-typed request (KServe's pydantic
     model then validates it and words the error)."""
     from kserve.protocol.infer_type import InferInput, InferRequest
 
-    try:
-        d = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return NOT_PLAIN
     if type(d) is not dict or not d.keys() <= _V2_REQUEST_KEYS:
         return NOT_PLAIN
     rid, inputs, params = d.get("id"), d.get("inputs"), d.get("parameters")
@@ -373,6 +455,99 @@ def decode_v2_json(body: bytes, model_name: str) -> Any:
                         parameters=params)
 
 
+def json_header_length(value: str | None, body_length: int) -> int:
+    """The ``Inference-Header-Content-Length`` of a binary v2 request, checked."""
+    field_ = "inference-header-content-length"
+    if value is None or not value.strip().isdigit() or not value.strip().isascii():
+        raise reject(400, f"bad {field_} header", field_, value,
+                     "must be the length in bytes of the JSON header (a whole number)",
+                     Rule.HEADER)
+    n = int(value.strip())
+    if not 0 < n <= body_length:
+        raise reject(400, f"bad {field_} header", field_, n,
+                     f"must be between 1 and the body's length ({body_length} bytes)",
+                     Rule.HEADER)
+    return n
+
+
+def _bad_binary(message: str, fieldname: str, value: Any, rule: str) -> RequestRejected:
+    return reject(400, message, fieldname, value, rule, Rule.BINARY)
+
+
+def decode_v2_binary(body: bytes, json_length: int, model_name: str) -> Any:
+    """A binary-extension v2 request (JSON header + tensor bytes) as an ``InferRequest``,
+    every size checked against shape and datatype; any inconsistency is a 400."""
+    from kserve.protocol.infer_type import InferInput, InferRequest
+
+    try:
+        head = orjson.loads(body[:json_length])
+    except orjson.JSONDecodeError as exc:
+        raise reject(400, "the binary request's JSON header is not valid JSON", "<header>",
+                     None, f"must be valid JSON ({exc})", Rule.JSON) from None
+    if type(head) is not dict:
+        raise _bad_binary("the binary request's header must be a JSON object", "<header>",
+                          head, 'must be an object {"inputs": [...]}')
+    check_v2_strings(head)
+    inputs, params, rid = head.get("inputs"), head.get("parameters"), head.get("id")
+    if type(inputs) is not list:
+        raise _bad_binary('"inputs" must be a list of tensors', "inputs", inputs,
+                          "must be a list of tensors")
+    rid = bounded_id(rid, "id")
+    offset = json_length
+    infer_inputs = []
+    for k, inp in enumerate(inputs):
+        if type(inp) is not dict:
+            raise _bad_binary("an input must be an object", f"inputs[{k}]", inp,
+                              "must be an object {name, shape, datatype, ...}")
+        name, shape, datatype = inp.get("name"), inp.get("shape"), inp.get("datatype")
+        ip = inp.get("parameters") or {}
+        label = name if type(name) is str else f"inputs[{k}]"
+        if type(name) is not str or len(name) > MAX_CLIENT_STRING:
+            raise _bad_binary("an input needs a name", label, name,
+                              f"name must be a string of at most {MAX_CLIENT_STRING} "
+                              "characters")
+        if type(datatype) is not str or datatype.upper() not in _ITEMSIZE:
+            raise reject(400, f"input {display_value(name)!r} must be a numeric tensor", name,
+                         datatype, "datatype must be numeric (FP64, FP32, INT64, ...)",
+                         Rule.DATATYPE)
+        if type(shape) is not list or any(type(s) is not int or s < 0 for s in shape):
+            raise reject(400, f"input {display_value(name)!r}: bad shape", name, shape,
+                         "shape must be a list of non-negative integers", Rule.SHAPE)
+        if type(ip) is not dict:
+            raise _bad_binary(f"input {display_value(name)!r}: bad parameters", name, ip,
+                              "parameters must be an object")
+        count = math.prod(shape)
+        size = ip.get("binary_data_size")
+        data = inp.get("data")
+        if size is None:
+            if type(data) is not list:
+                raise _bad_binary(f"input {display_value(name)!r} has no data", name, None,
+                                  "needs data or parameters.binary_data_size")
+            infer_inputs.append(InferInput(name=name, shape=shape, datatype=datatype,
+                                           data=data))
+            continue
+        dt = datatype.upper()
+        if type(size) is not int or size != count * _ITEMSIZE[dt]:
+            raise _bad_binary(f"input {display_value(name)!r}: binary_data_size disagrees "
+                              "with shape and datatype", name, size,
+                              f"must be {count} x {_ITEMSIZE[dt]} = {count * _ITEMSIZE[dt]} "
+                              f"bytes for shape {shape} of {dt}")
+        if offset + size > len(body):
+            raise _bad_binary(f"input {display_value(name)!r}: the body is shorter than "
+                              "its tensors", name, len(body) - offset,
+                              f"{size} bytes of tensor data after the JSON header")
+        values = np.frombuffer(body, _NUMPY_TYPE[dt], count, offset)
+        offset += size
+        infer_inputs.append(InferInput(name=name, shape=shape, datatype=dt,
+                                       data=values.tolist()))
+    if offset != len(body):
+        raise _bad_binary("the body is longer than its tensors", "<body>", len(body) - offset,
+                          "no bytes after the tensors the header announces")
+    out = InferRequest(model_name=model_name, infer_inputs=infer_inputs, request_id=rid,
+                       parameters=params if type(params) is dict else None)
+    return out
+
+
 def v2_response_body(res: dict[str, Any]) -> dict[str, Any]:
     """A JSON v2 response in the field order and with the nulls of KServe's pydantic
     ``InferenceResponse``, as its FastAPI route returns it."""
@@ -383,13 +558,6 @@ def v2_response_body(res: dict[str, Any]) -> dict[str, Any]:
                      "parameters": o.get("parameters"), "data": o.get("data")}
                     for o in res["outputs"]],
     }
-
-
-def _short(v: Any) -> Any:
-    if v is None or isinstance(v, (bool, int, float)):
-        return v
-    text = v if isinstance(v, str) else repr(v)
-    return text if len(text) <= 100 else text[:100] + "..."
 
 
 # --------------------------------------------------------------------------------------

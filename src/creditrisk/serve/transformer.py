@@ -40,12 +40,14 @@ from creditrisk.serve.protocol import (
     PROBABILITY_OUTPUT,
     RequestRejected,
     ServedModel,
+    bounded_id,
     new_request_id,
     parse_v1,
     parse_v2,
     reject,
 )
 from creditrisk.settings import get_settings
+from creditrisk.validation import Rule
 
 
 @dataclass
@@ -71,7 +73,16 @@ class CreditTransformer(kserve.Model):
 
     def use_rest_client(self, client: Any) -> None:
         """The client KServe's ``Model.predict`` calls the predictor with (REST v2)."""
-        self._http_client_instance = client
+        from creditrisk.serve._kserve_compat import set_predictor_client
+
+        set_predictor_client(self, client)
+
+    @property
+    def served_version(self) -> str | None:
+        """The version of the model the predictor last answered with (None before)."""
+        if not self._served:
+            return None
+        return next(reversed(self._served.values()))[0].model_version
 
     # --- metadata --------------------------------------------------------------------
     def get_input_types(self) -> list[dict[str, Any]]:
@@ -86,17 +97,17 @@ class CreditTransformer(kserve.Model):
 
     # --- hooks -----------------------------------------------------------------------
     def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
-        rid = (headers or {}).get("x-request-id") or ""
+        rid = bounded_id((headers or {}).get("x-request-id"), "x-request-id")
         if isinstance(payload, InferRequest):
             X = parse_v2(payload, self.max_batch_size)
-            protocol, rid = "v2", payload.id or rid
+            protocol, rid = "v2", bounded_id(payload.id, "id") or rid
         elif isinstance(payload, dict):
             X = parse_v1(payload, self.max_batch_size)
             protocol = "v1"
         else:
-            raise reject(400, "the body must be a JSON object", "<body>",
-                         type(payload).__name__, 'must be an object {"instances": [...]}')
-        rid = str(rid) if rid else new_request_id()
+            raise reject(400, "the body must be a JSON object", "<body>", payload,
+                         'must be an object {"instances": [...]}', Rule.NOT_AN_OBJECT)
+        rid = rid or new_request_id()
         _current.set(_Request(protocol, rid, X))
         raw = np.ascontiguousarray(X, dtype="<f8").tobytes()  # OIP binary tensor extension
         inp = InferInput(MATRIX_INPUT, [X.shape[0], N_FEATURES], "FP64",
@@ -184,7 +195,7 @@ class CreditTransformer(kserve.Model):
 def main(args: argparse.Namespace) -> None:
     from kserve.predictor_config import PredictorConfig
 
-    from creditrisk.serve import server
+    from creditrisk.serve import _kserve_compat, server
 
     settings = get_settings()
     timeout = args.predictor_timeout_s or settings.predictor_timeout_s
@@ -202,12 +213,17 @@ def main(args: argparse.Namespace) -> None:
         plog = PredictionLog(args.prediction_log or settings.prediction_log_location)
     model = CreditTransformer(args.model_name, max_batch_size=args.max_batch_size,
                               prediction_log=plog)
-    if args.predictor_protocol == "v2":
-        from creditrisk.serve.client import PooledRESTClient
+    if args.predictor_protocol == "v2" and _kserve_compat.fast_path_supported():
+        from creditrisk.serve.client import ClientConfigError, PooledRESTClient
 
-        model.use_rest_client(PooledRESTClient(timeout))
-    server.run(model, args, server="transformer", predictor_config=config,
-               predictor_timeout_s=timeout)
+        try:
+            client = PooledRESTClient(timeout, retries=args.predictor_request_retries,
+                                      use_ssl=bool(args.predictor_use_ssl))
+        except ClientConfigError as exc:
+            raise SystemExit(f"transformer: {exc}") from None
+        model.use_rest_client(client)
+    server.run(model, args, server="transformer", fast=server.use_fast_path(args),
+               predictor_config=config, predictor_timeout_s=timeout)
 
 
 __all__ = ["CreditTransformer", "RequestRejected", "main"]

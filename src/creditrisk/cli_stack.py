@@ -123,7 +123,7 @@ def up(
     if json_out:
         print_json(facts)
     else:
-        render_summary(facts, Console())
+        render_summary(facts, Console(soft_wrap=True))
 
 
 @stack_app.command("status")
@@ -142,7 +142,7 @@ def status(
     if not facts["running"]:
         console.print(f"the local stack is not running (state folder {facts['state_dir']})")
         raise typer.Exit(1)
-    out = Console()
+    out = Console(soft_wrap=True)
     for p in facts.get("processes", []):
         colour = "green" if p["state"] == "RUNNING" else "red"
         out.print(f"  [{colour}]{p['state']:<8}[/] {p['name']:<12} pid {p['pid']}  "

@@ -159,15 +159,17 @@ def test_v1_and_v2_predictions_return(stack: Stack) -> None:
 
 
 def test_prometheus_scrapes_servers_and_pushgateway(stack: Stack) -> None:
+    from creditrisk.monitoring import names
+
     health = stack.status()["prometheus_targets"]
-    for job in ("creditrisk-transformer", "creditrisk-predictor", "pushgateway"):
+    for job in (names.TRANSFORMER_JOB, names.PREDICTOR_JOB, names.PUSHGATEWAY_JOB):
         assert health.get(job) == "up", health
-    served = stack.promql('sum(creditrisk_requests_total{job="creditrisk-transformer",'
+    served = stack.promql(f'sum(creditrisk_requests_total{{job="{names.TRANSFORMER_JOB}",'
                           'status="200"})')
     assert served and float(served[0]["value"][1]) > 0
-    assert stack.promql('creditrisk_requests_total{job="creditrisk-predictor"}')
-    for metric in ("creditrisk_drift_share_drifted_features", "creditrisk_drift_detected",
-                   "creditrisk_drift_feature_score", "creditrisk_live_roc_auc"):
+    assert stack.promql(f'creditrisk_requests_total{{job="{names.PREDICTOR_JOB}"}}')
+    for metric in (names.DRIFT_SHARE, names.DRIFT_DETECTED, names.DRIFT_FEATURE_SCORE,
+                   names.DRIFT_LAST_SUCCESS, names.LIVE_ROC_AUC):
         result = stack.promql(metric)
         assert result, f"{metric} not in Prometheus"
     rules = json.load(urllib.request.urlopen(

@@ -526,9 +526,8 @@ def up(*, config: Path | None = None, data: Path | None = None,
                                                                                rules))
         facts["alert_rules"] = [str(p) for p in rules]
         if not rules:
-            facts["missing"].append(f"no alert rule groups in "
-                                    f"{observability.monitoring_dir() / 'rules'}: "
-                                    "Prometheus runs without rules")
+            facts["missing"].append("no alert rule groups in monitoring/rules (run from "
+                                    "a checkout): Prometheus runs without rules")
     facts["grafana"] = observability.write_grafana_provisioning(layout)
     programs = _programs(layout, tools)
     layout.conf.write_text(render_conf(layout, programs, env))
@@ -638,8 +637,8 @@ def up(*, config: Path | None = None, data: Path | None = None,
 
         if with_prom:
             progress("checking that Prometheus scrapes every target")
-            jobs = list(observability.SCRAPE_JOBS.values())
-            facts["prometheus_targets"] = _wait_targets_up(layout, jobs)
+            facts["prometheus_targets"] = _wait_targets_up(layout,
+                                                           observability.scrape_jobs())
     except BaseException:
         sampler.stop()
         facts["phase"] = "failed"

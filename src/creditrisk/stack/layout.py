@@ -44,11 +44,6 @@ PORT_SETTINGS = {
 }
 
 
-def repo_root() -> Path:
-    """The source tree this package runs from (``monitoring/``, ``configs/`` live there)."""
-    return Path(__file__).resolve().parents[3]
-
-
 def port_is_free(port: int) -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

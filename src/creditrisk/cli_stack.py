@@ -76,7 +76,8 @@ def render_summary(facts: dict[str, Any], out: Console) -> None:
     g = facts.get("grafana")
     if g:
         out.print(f"  [cyan]{'Grafana (yours)':<24}[/] provisioning {g['provisioning']}; "
-                  "start: see README 'Quickstart' (docker run ... -v ...)")
+                  "start one with it, then open http://localhost:3000:", highlight=False)
+        out.print(f"      {g['docker_command']}", highlight=False, markup=False)
     out.print(f"  [cyan]{'logs':<24}[/] {facts.get('logs')}   (creditrisk stack logs NAME)")
     if "peak_rss_mb" in facts:
         out.print(f"  [cyan]{'took / memory':<24}[/] {facts.get('up_seconds')} s, peak RSS "

@@ -95,6 +95,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, real_data_path: Path) -> Ite
     try:
         assert up.returncode == 0, f"stack up failed:\n{up.stderr[-4000:]}"
         s.facts = json.loads(up.stdout)
+        print(f"stack up: {s.facts['up_seconds']} s {s.facts['timings_s']}, peak RSS "
+              f"{s.facts['peak_rss_mb']} MiB")
         s.pids = _stack_pids(int(s.facts["supervisord_pid"]))
         yield s
     finally:

@@ -80,7 +80,8 @@ def wait_http(url: str, timeout_s: float = 60.0, proc: subprocess.Popen | None =
     raise TimeoutError(f"{url} not up after {timeout_s}s: {last}")
 
 
-def save_synthetic_model(path: Path, *, rows: int = 2000, seed: int = 0) -> Path:
+def save_synthetic_model(path: Path, *, rows: int = 2000, seed: int = 0,
+                         trees: int = 40) -> Path:
     """A small calibrated LightGBM model fitted on synthetic contract data, saved as the
     storage initializer delivers it (MLflow sklearn flavour, skops): for tests and
     benchmarks that need a real model but not the data file. Seconds on one core."""
@@ -95,7 +96,7 @@ def save_synthetic_model(path: Path, *, rows: int = 2000, seed: int = 0) -> Path
     from tests.synthetic import synthetic_frame
 
     frame = synthetic_frame(rows, seed=seed)
-    lgbm = make_lightgbm({"n_estimators": 40, "num_leaves": 15}, seed=seed, n_jobs=1)
+    lgbm = make_lightgbm({"n_estimators": trees, "num_leaves": 15}, seed=seed, n_jobs=1)
     model = make_pipeline(CalibratedClassifier(lgbm, "sigmoid")).fit(
         frame.loc[:, list(FEATURE_NAMES)], frame[TARGET].to_numpy())
     meta = ModelMetadata(threshold=0.3, model_name="credit-default", calibration="sigmoid",

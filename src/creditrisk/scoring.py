@@ -58,3 +58,68 @@ def score_file(model: LoadedModel, source: Path | str, dest: Path | str) -> dict
     else:
         scored.to_parquet(dest, index=False)
     return summarise(scored)
+
+
+# --------------------------------------------------------------------------------------
+# Scale-out: input shards scored in parallel, gathered in input order
+# --------------------------------------------------------------------------------------
+
+#: The shard plan beside the shard files: rows, row ranges, the pinned model.
+SHARD_PLAN = "plan.json"
+
+
+def shard_bounds(rows: int, shards: int) -> list[tuple[int, int]]:
+    """``shards`` contiguous row ranges ``[start, stop)`` covering ``0..rows`` exactly once,
+    sizes differing by at most one (a shard is empty when there are fewer rows)."""
+    if shards < 1:
+        raise ValueError(f"shards must be at least 1, got {shards}")
+    base, extra = divmod(rows, shards)
+    bounds, start = [], 0
+    for i in range(shards):
+        stop = start + base + (1 if i < extra else 0)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def shard_file(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def write_shards(frame: pd.DataFrame, out_dir: Path | str, shards: int) -> list[dict[str, int]]:
+    """Write ``frame`` as ``shards`` Parquet files of contiguous rows into ``out_dir``;
+    returns each shard's index and row range."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plan = []
+    for i, (start, stop) in enumerate(shard_bounds(len(frame), shards)):
+        frame.iloc[start:stop].to_parquet(out_dir / shard_file(i), index=False)
+        plan.append({"index": i, "start": start, "stop": stop, "rows": stop - start})
+    return plan
+
+
+def gather_scored(parts: dict[int, Path | str], plan: list[dict[str, int]],
+                  dest: Path | str) -> pd.DataFrame:
+    """Concatenate the scored shards in input order into ``dest`` (Parquet).
+
+    Every shard of the plan must be there exactly once with exactly its rows: a missing,
+    repeated or truncated shard is an error, never a silently short result.
+    """
+    expected = {s["index"]: s["rows"] for s in plan}
+    if sorted(parts) != sorted(expected):
+        missing = sorted(set(expected) - set(parts))
+        unknown = sorted(set(parts) - set(expected))
+        raise ValueError(f"scored shards do not match the plan: missing {missing}, "
+                         f"unknown {unknown}")
+    frames = []
+    for index in sorted(expected):
+        part = pd.read_parquet(parts[index])
+        if len(part) != expected[index]:
+            raise ValueError(f"shard {index}: {len(part)} scored rows, the plan has "
+                             f"{expected[index]}")
+        frames.append(part)
+    scored = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    scored.to_parquet(dest, index=False)
+    return scored

@@ -65,5 +65,8 @@ def run_cli(*args: str) -> tuple[int, str, str]:
     return r.exit_code, r.stdout, r.stderr
 
 
-def json_out(stdout: str) -> dict[str, Any]:
-    return dict(json.loads(stdout))
+def json_out(stdout: str, stderr: str = "") -> dict[str, Any]:
+    try:
+        return dict(json.loads(stdout))
+    except ValueError:
+        raise AssertionError(f"no JSON on stdout; stderr:\n{stderr}") from None

@@ -233,13 +233,16 @@ def _validated(frame: pd.DataFrame, where: np.ndarray, bad: Any) -> pd.DataFrame
 def read_data_file(location: str) -> pd.DataFrame:
     """A data file (CSV, Parquet or the UCI .xls; local or ``s3://``) checked against
     the feature contract (:func:`creditrisk.data.to_canonical`); the target and a
-    ``probability`` column are kept when present."""
+    ``probability`` column are kept when present, other columns are ignored."""
     from creditrisk.data import read_raw, to_canonical
     from creditrisk.storage import local_copy
 
     with local_copy(location) as path:
         raw = read_raw(path)
-    frame = to_canonical(raw, source=location, require_target=False)
+    from creditrisk.contract import ID_COLUMN, TARGET
+
+    known = [c for c in raw.columns if c in (ID_COLUMN, *FEATURE_NAMES, TARGET)]
+    frame = to_canonical(raw.loc[:, known], source=location, require_target=False)
     if "probability" in raw.columns and pd.api.types.is_numeric_dtype(raw["probability"]):
         frame["probability"] = raw["probability"].to_numpy(dtype=np.float64)
     return frame

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from creditrisk.errors import ConfigError
+from creditrisk.monitoring.config import MonitoringConfig
 
 
 class _Strict(BaseModel):
@@ -105,6 +106,7 @@ class TrainConfig(_Strict):
         RiskBand(name="very_high", upper=1.0),
     ]
     gate: GateConfig = GateConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @model_validator(mode="after")
     def _bands_cover_unit_interval(self) -> TrainConfig:

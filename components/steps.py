@@ -40,23 +40,19 @@ TRAIN_IMAGE = get_settings().train_image
 def ingest(
     data_uri: str,
     config: str,
+    config_overrides: str,
     tracking_uri: str,
-    min_roc_auc: float,
-    min_pr_auc: float,
-    max_brier: float,
-    max_auc_drop: float,
     dataset: Output[Dataset],
     resolved_config: Output[Artifact],
 ):
-    """Check the run's parameters (config, gate thresholds, MLflow tracking server) and
+    """Check the run's parameters (config and its overrides, MLflow tracking server) and
     import the data file (local path or s3://) as the canonical Parquet file."""
     from creditrisk import stages
 
     with stages.step_errors("ingest"):
         info = stages.ingest(
             data_uri=data_uri, dataset_path=dataset.path, config_path=resolved_config.path,
-            config=config, tracking_uri=tracking_uri, min_roc_auc=min_roc_auc,
-            min_pr_auc=min_pr_auc, max_brier=max_brier, max_auc_drop=max_auc_drop,
+            config=config, overrides=config_overrides, tracking_uri=tracking_uri,
         )
     dataset.metadata.update(info)
     resolved_config.metadata["format"] = "yaml"
@@ -97,42 +93,38 @@ def split(
 def train(
     train_set: Input[Dataset],
     config: Input[Artifact],
-    model: Output[Model],
-    baseline: Output[Model],
-    fit_summary: Output[Artifact],
+    fit: Output[Artifact],
     cv_metrics: Output[Metrics],
 ):
     """Fit the challenger (search, cross-validation, calibration, cost-based threshold)
-    and the logistic-regression baseline."""
+    and the logistic-regression baseline; hands both to the evaluate step."""
     from creditrisk import stages
 
     with stages.step_errors("train"):
         info = stages.train(train_path=train_set.path, config_path=config.path,
-                            model_dir=model.path, baseline_dir=baseline.path,
-                            summary_path=fit_summary.path)
-    model.metadata.update({"framework": "lightgbm", "calibration": info["calibration"],
-                           "threshold": info["threshold"]["threshold"]})
-    baseline.metadata["framework"] = "sklearn-logistic-regression"
+                            fit_dir=fit.path)
+    fit.metadata.update({"framework": "lightgbm", "calibration": info["calibration"],
+                         "threshold": info["threshold"]["threshold"]})
     for key, value in info["cv"].items():
         cv_metrics.log_metric(key, float(value))
 
 
 @dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
 def evaluate(
+    train_set: Input[Dataset],
     test_set: Input[Dataset],
     dataset: Input[Dataset],
-    model: Input[Model],
-    baseline: Input[Model],
-    fit_summary: Input[Artifact],
+    fit: Input[Artifact],
     config: Input[Artifact],
-    evaluation: Output[Artifact],
+    run: Output[Model],
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
     model_card: Output[Markdown],
     report: Output[HTML],
 ):
-    """Evaluate the challenger and the baseline on the held-out split: metrics, ROC
-    curve, confusion matrix, fairness slices, plots and the model card."""
+    """Evaluate the challenger and the baseline on the held-out split and save the model,
+    complete, in the run directory (metrics, ROC curve, confusion matrix, fairness
+    slices, plots, model card, reference sample)."""
     import os
     import shutil
 
@@ -140,10 +132,12 @@ def evaluate(
 
     with stages.step_errors("evaluate"):
         info = stages.evaluate(
-            test_path=test_set.path, model_dir=model.path, baseline_dir=baseline.path,
-            summary_path=fit_summary.path, config_path=config.path, out_dir=evaluation.path,
-            report_path=report.path, data_info=dict(dataset.metadata),
+            train_path=train_set.path, test_path=test_set.path, fit_dir=fit.path,
+            config_path=config.path, run_dir=run.path, report_path=report.path,
+            data_info=dict(dataset.metadata),
         )
+    run.metadata.update({"framework": "lightgbm", "layout": "creditrisk run directory",
+                         "threshold": info["metrics"]["threshold"]})
     for key, value in info["metrics"].items():
         if isinstance(value, (int, float)):
             metrics.log_metric(key, float(value))
@@ -152,26 +146,23 @@ def evaluate(
     cm = info["confusion"]
     classification.log_confusion_matrix(["paid", "defaulted"],
                                         [[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]])
-    shutil.copyfile(os.path.join(evaluation.path, "model_card.md"), model_card.path)
+    shutil.copyfile(os.path.join(run.path, "model_card.md"), model_card.path)
 
 
 @dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
 def gate(
-    test_set: Input[Dataset],
-    model: Input[Model],
-    config: Input[Artifact],
+    run: Input[Model],
     tracking_uri: str,
     decision: Output[Artifact],
 ) -> NamedTuple("GateOutputs", [("passed", bool), ("champion_version", str)]):  # type: ignore[valid-type]
     """Judge the candidate against the gate's floors and the current @champion, both
-    scored on the same held-out split. Moves nothing."""
+    scored on the run's held-out split. Moves nothing."""
     from collections import namedtuple
 
     from creditrisk import stages
 
     with stages.step_errors("gate"):
-        result = stages.gate(test_path=test_set.path, model_dir=model.path,
-                             config_path=config.path, decision_path=decision.path,
+        result = stages.gate(run_dir=run.path, decision_path=decision.path,
                              tracking_uri=tracking_uri)
     decision.metadata.update({"passed": result["passed"], "reasons": result["reasons"]})
     GateOutputs = namedtuple("GateOutputs", ["passed", "champion_version"])
@@ -180,22 +171,22 @@ def gate(
 
 @dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
 def register_and_promote(
-    evaluation: Input[Artifact],
-    model: Input[Model],
+    run: Input[Model],
     decision: Input[Artifact],
     dataset: Input[Dataset],
     tracking_uri: str,
     data_uri: str,
     run_name: str,
 ) -> str:
-    """Log the run to MLflow, register the candidate and move @champion to it; returns
-    the registered version. If promotion fails, the new version is deleted again."""
+    """Log the run to MLflow, register the candidate, record the gate's verdict and move
+    @champion to it; returns the registered version. If promotion fails, the new version
+    is deleted again."""
     from creditrisk import stages
 
     with stages.step_errors("register-and-promote"):
         result = stages.register_and_promote(
-            evaluation_dir=evaluation.path, model_dir=model.path,
-            decision_path=decision.path, tracking_uri=tracking_uri, run_name=run_name,
+            run_dir=run.path, decision_path=decision.path, tracking_uri=tracking_uri,
+            run_name=run_name,
             params={"pipeline": {"run": run_name, "data_uri": data_uri,
                                  "data_sha256": dataset.metadata.get("source_sha256", "")}},
         )

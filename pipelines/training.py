@@ -23,7 +23,6 @@ from kfp import dsl
 from kfp.dsl import Artifact, Metrics
 
 from components import steps
-from creditrisk.stages import FROM_CONFIG
 from pipelines import cluster
 
 NAME = "creditrisk-training"
@@ -48,10 +47,7 @@ def _dag(
     data_uri: str,
     config: str,
     tracking_uri: str,
-    min_roc_auc: float,
-    min_pr_auc: float,
-    max_brier: float,
-    max_auc_drop: float,
+    config_overrides: str,
     credentials: dict[str, str] | None = None,
 ) -> TrainingOutputs:
     def secure(task: dsl.PipelineTask) -> dsl.PipelineTask:
@@ -59,11 +55,8 @@ def _dag(
             cluster.use_credentials(task, **credentials)
         return task
 
-    ingest = secure(steps.ingest(
-        data_uri=data_uri, config=config, tracking_uri=tracking_uri,
-        min_roc_auc=min_roc_auc, min_pr_auc=min_pr_auc, max_brier=max_brier,
-        max_auc_drop=max_auc_drop,
-    ))
+    ingest = secure(steps.ingest(data_uri=data_uri, config=config,
+                                 config_overrides=config_overrides, tracking_uri=tracking_uri))
     ingest.set_caching_options(False)
 
     validate = steps.validate(dataset=ingest.outputs["dataset"])
@@ -81,23 +74,19 @@ def _dag(
     train.set_display_name("train baseline and challenger")
 
     evaluate = steps.evaluate(
-        test_set=split.outputs["test_set"], dataset=ingest.outputs["dataset"],
-        model=train.outputs["model"], baseline=train.outputs["baseline"],
-        fit_summary=train.outputs["fit_summary"], config=ingest.outputs["resolved_config"],
+        train_set=split.outputs["train_set"], test_set=split.outputs["test_set"],
+        dataset=ingest.outputs["dataset"], fit=train.outputs["fit"],
+        config=ingest.outputs["resolved_config"],
     )
     evaluate.set_caching_options(True)
 
-    gate = secure(steps.gate(
-        test_set=split.outputs["test_set"], model=train.outputs["model"],
-        config=ingest.outputs["resolved_config"], tracking_uri=tracking_uri,
-    ))
+    gate = secure(steps.gate(run=evaluate.outputs["run"], tracking_uri=tracking_uri))
     gate.set_caching_options(False)
-    gate.after(evaluate)
 
     with dsl.If(gate.outputs["passed"] == True, name="gate-passed"):  # noqa: E712
         register = secure(steps.register_and_promote(
-            evaluation=evaluate.outputs["evaluation"], model=train.outputs["model"],
-            decision=gate.outputs["decision"], dataset=ingest.outputs["dataset"],
+            run=evaluate.outputs["run"], decision=gate.outputs["decision"],
+            dataset=ingest.outputs["dataset"],
             tracking_uri=tracking_uri, data_uri=data_uri,
             run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         ))
@@ -119,29 +108,22 @@ def training_pipeline(
     data_uri: str,
     config: str = "",
     tracking_uri: str = "",
-    min_roc_auc: float = FROM_CONFIG,
-    min_pr_auc: float = FROM_CONFIG,
-    max_brier: float = FROM_CONFIG,
-    max_auc_drop: float = FROM_CONFIG,
+    config_overrides: str = "",
 ) -> TrainingOutputs:
     """Train, evaluate, gate and (if the gate passes) register and promote a model.
 
     Args:
         data_uri: Data file to train on: a local path or s3://bucket/key (CSV, UCI .xls,
             Parquet).
-        config: Training config: empty for the defaults, a .yaml path or s3:// URI, or
+        config: Training config: empty for the packaged default, a .yaml path or s3:// URI, or
             the YAML text itself.
         tracking_uri: MLflow tracking URI; empty for the environment's
             MLFLOW_TRACKING_URI (else the embedded SQLite store).
-        min_roc_auc: Gate floor on test ROC AUC; negative for the config's gate value.
-        min_pr_auc: Gate floor on test PR AUC; negative for the config's gate value.
-        max_brier: Gate ceiling on the test Brier score; negative for the config's value.
-        max_auc_drop: Largest tolerated ROC AUC loss against @champion; negative for the
-            config's value.
+        config_overrides: Overrides merged into the config, as JSON (or YAML) text,
+            e.g. {"gate": {"min_roc_auc": 0.78}}; empty for none.
     """
     return _dag(data_uri=data_uri, config=config, tracking_uri=tracking_uri,
-                min_roc_auc=min_roc_auc, min_pr_auc=min_pr_auc, max_brier=max_brier,
-                max_auc_drop=max_auc_drop)
+                config_overrides=config_overrides)
 
 
 @dsl.pipeline(name=CLUSTER_NAME, description=_DESCRIPTION + " Credentials from Secrets.")
@@ -149,10 +131,7 @@ def training_pipeline_cluster(
     data_uri: str,
     config: str = "",
     tracking_uri: str = "",
-    min_roc_auc: float = FROM_CONFIG,
-    min_pr_auc: float = FROM_CONFIG,
-    max_brier: float = FROM_CONFIG,
-    max_auc_drop: float = FROM_CONFIG,
+    config_overrides: str = "",
     s3_secret: str = cluster.S3_SECRET,
     mlflow_secret: str = cluster.MLFLOW_SECRET,
 ) -> TrainingOutputs:
@@ -161,21 +140,17 @@ def training_pipeline_cluster(
 
     Args:
         data_uri: Data file to train on, usually s3://bucket/key in MinIO.
-        config: Training config: empty for the defaults, a .yaml s3:// URI, or the YAML
+        config: Training config: empty for the packaged default, a .yaml s3:// URI, or the YAML
             text itself.
         tracking_uri: MLflow tracking URI; empty for MLFLOW_TRACKING_URI of the MLflow
             Secret.
-        min_roc_auc: Gate floor on test ROC AUC; negative for the config's gate value.
-        min_pr_auc: Gate floor on test PR AUC; negative for the config's gate value.
-        max_brier: Gate ceiling on the test Brier score; negative for the config's value.
-        max_auc_drop: Largest tolerated ROC AUC loss against @champion; negative for the
-            config's value.
+        config_overrides: Overrides merged into the config, as JSON (or YAML) text,
+            e.g. {"gate": {"min_roc_auc": 0.78}}; empty for none.
         s3_secret: Secret with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
             MLFLOW_S3_ENDPOINT_URL (MinIO).
         mlflow_secret: Secret with MLFLOW_TRACKING_URI and optionally
             MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD.
     """
     return _dag(data_uri=data_uri, config=config, tracking_uri=tracking_uri,
-                min_roc_auc=min_roc_auc, min_pr_auc=min_pr_auc, max_brier=max_brier,
-                max_auc_drop=max_auc_drop,
+                config_overrides=config_overrides,
                 credentials={"s3_secret": s3_secret, "mlflow_secret": mlflow_secret})

@@ -29,26 +29,18 @@ class Pipeline(StrEnum):
     batch_scoring = "batch-scoring"
 
 
-def _thresholds(min_roc_auc: float | None, min_pr_auc: float | None, max_brier: float | None,
-                max_auc_drop: float | None) -> dict[str, float | None]:
-    return {"min_roc_auc": min_roc_auc, "min_pr_auc": min_pr_auc, "max_brier": max_brier,
-            "max_auc_drop": max_auc_drop}
-
-
 DataOpt = Annotated[str | None, typer.Option(
     "--data", help="training: data file, a path or s3:// URI (default: the canonical "
     "file of `creditrisk data fetch`).")]
 ConfigOpt = Annotated[str | None, typer.Option(
-    "--config", help="training: config YAML (default: configs/train.yaml if present, "
-    "else the built-in defaults).")]
+    "--config", help="training: config YAML (default: the packaged configs/train.yaml, "
+    "as for `creditrisk train`).")]
 TrackingOpt = Annotated[str | None, typer.Option(
     "--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else the "
     "embedded store).")]
-MinAucOpt = Annotated[float | None, typer.Option(help="training: gate floor on ROC AUC.")]
-MinPrOpt = Annotated[float | None, typer.Option(help="training: gate floor on PR AUC.")]
-MaxBrierOpt = Annotated[float | None, typer.Option(help="training: gate ceiling on Brier.")]
-MaxDropOpt = Annotated[float | None, typer.Option(
-    help="training: largest tolerated ROC AUC loss against @champion.")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="training: override a config value, KEY=VALUE with a dotted key, e.g. "
+    "--set gate.min_roc_auc=0.78 (repeatable).")]
 InputOpt = Annotated[str | None, typer.Option(
     "--input", help="batch-scoring: clients to score, a path or s3:// URI.")]
 OutputOpt = Annotated[str | None, typer.Option(
@@ -59,18 +51,20 @@ ModelOpt = Annotated[str | None, typer.Option(
 
 
 def _arguments(pipeline: Pipeline, *, data: str | None, config: str | None,
-               tracking_uri: str | None, thresholds: dict[str, float | None],
+               tracking_uri: str | None, assignments: list[str] | None,
                input_uri: str | None, output_uri: str | None, model_uri: str | None,
                for_cluster: bool) -> dict[str, Any]:
+    from creditrisk.config import parse_assignments
     from creditrisk.orchestration import PipelineError, training_arguments
 
     if pipeline is Pipeline.training:
         if input_uri or output_uri or model_uri:
             raise PipelineError("--input/--output/--model are options of batch-scoring")
         return training_arguments(data=data, config=config, tracking_uri=tracking_uri,
-                                  thresholds=thresholds, inline_config=for_cluster)
-    if data or config or any(v is not None for v in thresholds.values()):
-        raise PipelineError("--data/--config and the gate thresholds are options of training")
+                                  overrides=parse_assignments(assignments),
+                                  inline_config=for_cluster)
+    if data or config or assignments:
+        raise PipelineError("--data/--config/--set are options of training")
     if not input_uri:
         raise PipelineError("batch-scoring needs --input PATH (or s3://bucket/key)")
     if "://" not in input_uri and not for_cluster:
@@ -89,10 +83,7 @@ def run(
     data: DataOpt = None,
     config: ConfigOpt = None,
     tracking_uri: TrackingOpt = None,
-    min_roc_auc: MinAucOpt = None,
-    min_pr_auc: MinPrOpt = None,
-    max_brier: MaxBrierOpt = None,
-    max_auc_drop: MaxDropOpt = None,
+    assignments: SetOpt = None,
     input_uri: InputOpt = None,
     output_uri: OutputOpt = None,
     model_uri: ModelOpt = None,
@@ -110,7 +101,7 @@ def run(
             "`creditrisk pipeline submit PIPELINE --host URL`"
         )
     args = _arguments(pipeline, data=data, config=config, tracking_uri=tracking_uri,
-                      thresholds=_thresholds(min_roc_auc, min_pr_auc, max_brier, max_auc_drop),
+                      assignments=assignments,
                       input_uri=input_uri, output_uri=output_uri, model_uri=model_uri,
                       for_cluster=False)
     with open(os.devnull, "w") as devnull:
@@ -137,10 +128,7 @@ def submit(
     data: DataOpt = None,
     config: ConfigOpt = None,
     tracking_uri: TrackingOpt = None,
-    min_roc_auc: MinAucOpt = None,
-    min_pr_auc: MinPrOpt = None,
-    max_brier: MaxBrierOpt = None,
-    max_auc_drop: MaxDropOpt = None,
+    assignments: SetOpt = None,
     input_uri: InputOpt = None,
     output_uri: OutputOpt = None,
     model_uri: ModelOpt = None,
@@ -169,7 +157,7 @@ def submit(
         raise orchestration.PipelineError("submit training needs --data (an s3:// URI "
                                           "the cluster can read)")
     args = _arguments(pipeline, data=data, config=config, tracking_uri=tracking_uri,
-                      thresholds=_thresholds(min_roc_auc, min_pr_auc, max_brier, max_auc_drop),
+                      assignments=assignments,
                       input_uri=input_uri, output_uri=output_uri, model_uri=model_uri,
                       for_cluster=True)
     if pipeline is Pipeline.training and "://" not in (data or ""):

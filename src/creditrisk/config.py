@@ -5,6 +5,8 @@ The resolved configuration (defaults filled in) is logged with every run.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -90,6 +92,13 @@ class GateConfig(_Strict):
     max_auc_drop: float = Field(0.005, ge=0, le=1)
 
 
+class ReferenceConfig(_Strict):
+    """The reference sample logged with every registered model (drift monitoring's
+    baseline): the training split, or a stratified sample of at most ``max_rows``."""
+
+    max_rows: int = Field(50_000, ge=100)
+
+
 class TrainConfig(_Strict):
     seed: int = 42
     split: SplitConfig = SplitConfig()
@@ -106,6 +115,7 @@ class TrainConfig(_Strict):
         RiskBand(name="very_high", upper=1.0),
     ]
     gate: GateConfig = GateConfig()
+    reference: ReferenceConfig = ReferenceConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
 
     @model_validator(mode="after")
@@ -119,19 +129,65 @@ class TrainConfig(_Strict):
         return self.model_dump(mode="json")
 
 
-def load_config(path: Path | str | None) -> TrainConfig:
-    """Read and validate a YAML config; ``None`` gives the defaults."""
-    if path is None:
-        return TrainConfig()
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"{p}: no such config file")
+def merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in, mappings merged key by key."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_overrides(text: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """Config overrides given as a mapping, or as its JSON/YAML text (empty: none), e.g.
+    ``{"gate": {"min_roc_auc": 0.78}}``."""
+    if text is None:
+        return {}
+    if isinstance(text, Mapping):
+        return dict(text)
+    if not text.strip():
+        return {}
     try:
-        raw = yaml.safe_load(p.read_text()) or {}
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"config overrides: not valid JSON/YAML: {exc}") from exc
     if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: the top level must be a mapping")
+        raise ConfigError(f"config overrides must be a mapping such as "
+                          f'{{"gate": {{"min_roc_auc": 0.78}}}}, got {text!r}')
+    return raw
+
+
+def parse_assignments(items: list[str] | None) -> dict[str, Any]:
+    """``--set`` options (``gate.min_roc_auc=0.78``) as nested config overrides; each
+    value is read as YAML (numbers, booleans, lists)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. gate.min_roc_auc=0.78")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML: {exc}") from exc
+        nested: dict[str, Any] = {}
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = parsed
+        out = merge(out, nested)
+    return out
+
+
+def validate_config(raw: dict[str, Any], *, source: str,
+                    overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """Validate a config mapping with ``overrides`` merged in; errors name ``source``
+    and each failing field."""
+    if overrides:
+        raw = merge(raw, overrides)
+        source = f"{source} (with overrides {json.dumps(dict(overrides), default=str)})"
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as exc:
@@ -139,4 +195,33 @@ def load_config(path: Path | str | None) -> TrainConfig:
             f"{'.'.join(str(x) for x in e['loc']) or '<root>'}: {e['msg']}"
             for e in exc.errors()
         )
-        raise ConfigError(f"{p}: invalid config: {problems}") from exc
+        raise ConfigError(f"{source}: invalid config: {problems}") from exc
+
+
+def read_config_text(text: str, *, source: str) -> dict[str, Any]:
+    """The mapping of a YAML config's text; ``source`` names it in errors."""
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    return raw
+
+
+def default_config_path() -> Path:
+    """The packaged default config (``creditrisk/configs/train.yaml``): what
+    ``creditrisk train`` and ``creditrisk pipeline run training`` use without
+    ``--config``, wherever they run."""
+    return Path(__file__).parent / "configs" / "train.yaml"
+
+
+def load_config(path: Path | str | None,
+                overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """Read and validate a YAML config (``None``: the packaged default,
+    :func:`default_config_path`), with ``overrides`` merged in."""
+    p = Path(path) if path is not None else default_config_path()
+    if not p.exists():
+        raise ConfigError(f"{p}: no such config file")
+    return validate_config(read_config_text(p.read_text(), source=str(p)), source=str(p),
+                           overrides=overrides)

@@ -31,7 +31,7 @@ from typing import Any, TextIO
 
 from creditrisk.errors import CreditRiskError
 from creditrisk.settings import get_settings
-from creditrisk.stages import ERROR_MARKER, FROM_CONFIG
+from creditrisk.stages import ERROR_MARKER
 
 #: Pipeline names on the command line.
 TRAINING = "training"
@@ -218,26 +218,25 @@ def run_local(
                     steps=timer.steps, seconds=seconds, root=run_dir, raw_outputs=raw)
 
 
-def _default_config() -> str:
-    default = Path("configs/train.yaml")
-    return str(default.resolve()) if default.exists() else ""
-
-
 def training_arguments(
     *,
     data: Path | str | None = None,
     config: Path | str | None = None,
     tracking_uri: str | None = None,
-    thresholds: dict[str, float | None] | None = None,
+    overrides: dict[str, Any] | None = None,
     inline_config: bool = False,
 ) -> dict[str, Any]:
     """The training pipeline's arguments from command-line style options.
 
-    ``data`` defaults to the canonical data file of the settings; ``config`` to
-    ``configs/train.yaml`` when present, else the built-in defaults. With
+    ``data`` defaults to the canonical data file of the settings; ``config`` to the
+    packaged default (:func:`creditrisk.config.default_config_path`, the one
+    ``creditrisk train`` uses). ``overrides`` (e.g. ``{"gate": {"min_roc_auc": 0.78}}``)
+    travel as one JSON parameter, merged into the config by the ingest step. With
     ``inline_config`` the config file's text is passed (for a cluster, where the local
     path does not exist).
     """
+    from creditrisk.config import default_config_path
+
     if data is None:
         canonical = get_settings().canonical_data_path
         if not canonical.exists():
@@ -249,7 +248,7 @@ def training_arguments(
     data_uri = str(data)
     if "://" not in data_uri:
         data_uri = str(Path(data_uri).resolve())
-    cfg = str(config) if config is not None else _default_config()
+    cfg = str(config) if config is not None else str(default_config_path())
     if cfg and "://" not in cfg and "\n" not in cfg:
         path = Path(cfg)
         if inline_config:
@@ -258,11 +257,8 @@ def training_arguments(
             cfg = path.read_text()
         else:
             cfg = str(path.resolve())
-    args: dict[str, Any] = {"data_uri": data_uri, "config": cfg,
-                            "tracking_uri": tracking_uri or ""}
-    for key, value in (thresholds or {}).items():
-        args[key] = FROM_CONFIG if value is None else float(value)
-    return args
+    return {"data_uri": data_uri, "config": cfg, "tracking_uri": tracking_uri or "",
+            "config_overrides": json.dumps(overrides) if overrides else ""}
 
 
 def _artifact_json(raw: dict[str, Any], name: str) -> dict[str, Any]:

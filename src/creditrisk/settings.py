@@ -11,7 +11,6 @@ Use :func:`get_settings`; it builds the object once per process.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
@@ -83,10 +82,6 @@ class Settings(BaseSettings):
 
     # --- serving --------------------------------------------------------------------------
     max_batch_size: int = Field(default=1000, ge=1)
-    max_request_bytes: int = Field(
-        default=8 * 1024 * 1024, ge=1024,
-        description="Largest request body the servers accept (413 past it, before reading).",
-    )
     predictor_timeout_s: float = Field(default=2.0, gt=0)
     prediction_log_uri: str | None = Field(
         default=None,
@@ -139,7 +134,12 @@ class Settings(BaseSettings):
 
     @property
     def champion_uri(self) -> str:
+        """``models:/<name>@<alias>``: the registry URI of the champion."""
         return f"models:/{self.model_name}@{self.champion_alias}"
+
+    def version_uri(self, version: str | int) -> str:
+        """``models:/<name>/<version>``: the registry URI of one version."""
+        return f"models:/{self.model_name}/{version}"
 
     @property
     def prediction_log_location(self) -> str:
@@ -150,22 +150,40 @@ class Settings(BaseSettings):
         return self.prediction_log_spool_dir or self.home / "prediction-log-spool"
 
 
-@lru_cache(maxsize=1)
+_current: Settings | None = None
+
+
 def get_settings() -> Settings:
-    """The process-wide settings (read from the environment once)."""
-    return Settings()
+    """The process-wide settings: read from the environment on first use (never at
+    import), then kept until :func:`reset_settings` or :func:`override_settings`."""
+    global _current
+    if _current is None:
+        _current = Settings()
+    return _current
 
 
 def reset_settings() -> None:
-    """Forget the cached settings (tests that change the environment call this)."""
-    get_settings.cache_clear()
+    """Forget the settings; the next use reads the environment again (tests call this)."""
+    global _current
+    _current = None
 
 
-def configure_mlflow() -> str:
-    """Point the MLflow client at the tracking URI in force and return it."""
+def override_settings(**changes: object) -> Settings:
+    """Replace this process's settings by a copy with ``changes`` — an explicit call
+    (e.g. a pipeline step given a ``tracking_uri`` parameter); the environment is not
+    touched."""
+    global _current
+    _current = Settings.model_validate({**get_settings().model_dump(), **changes})
+    return _current
+
+
+def configure_mlflow(tracking_uri: str | None = None) -> str:
+    """Point the MLflow client at ``tracking_uri`` (given: it becomes the settings' URI
+    for this process) or the settings' URI in force, and return it."""
     import mlflow
 
-    settings = get_settings()
+    settings = (override_settings(mlflow_tracking_uri=tracking_uri) if tracking_uri
+                else get_settings())
     uri = settings.tracking_uri
     if uri.startswith("sqlite:///"):
         settings.home.mkdir(parents=True, exist_ok=True)

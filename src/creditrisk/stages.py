@@ -9,18 +9,20 @@ time.
 Stages and what they read and write:
 
 ========================  ==========================================================
-:func:`ingest`            data URI, config, tracking URI → canonical Parquet,
-                          resolved config YAML (fails first on any bad parameter)
+:func:`ingest`            data URI, config, config overrides, tracking URI →
+                          canonical Parquet, resolved config YAML (fails first on
+                          any bad parameter)
 :func:`validate`          canonical Parquet → validation report (Markdown)
 :func:`split`             canonical Parquet, config → train / test Parquet
-:func:`train`             train Parquet, config → challenger and baseline model
-                          directories (MLflow format), fit summary JSON
-:func:`evaluate`          test Parquet, models, fit summary, config → an evaluation
-                          directory laid out like :func:`creditrisk.training.run_training`
-                          writes it (less ``model/``), an HTML report
-:func:`gate`              test Parquet, challenger, config, registry → gate decision
-:func:`register_and_promote`  evaluation directory, challenger, decision → registered
-                          version, moved ``@champion``
+:func:`train`             train Parquet, config → the fitted challenger and
+                          baseline (:func:`creditrisk.training.save_fit`)
+:func:`evaluate`          train and test Parquet, fit, config → the complete run
+                          directory (:class:`creditrisk.rundir.RunDir`, the model
+                          saved once, complete), an HTML report
+:func:`gate`              run directory, registry → gate decision
+                          (:func:`creditrisk.registry.judge_candidate`)
+:func:`register_and_promote`  run directory, decision → registered version (verdict
+                          recorded), moved ``@champion``
 :func:`batch_score`       clients file (path or ``s3://``), ``@champion`` → scored file,
                           summary JSON
 ========================  ==========================================================
@@ -32,28 +34,22 @@ import base64
 import contextlib
 import html
 import json
-import os
 import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from creditrisk.config import GateConfig, TrainConfig, load_config
+from creditrisk.config import TrainConfig, load_config, parse_overrides
 from creditrisk.errors import ConfigError, CreditRiskError, DataError, RegistryError
+from creditrisk.rundir import RunDir
 from creditrisk.storage import local_copy, upload
-
-#: Threshold parameters at or below this value mean "take the config's gate section".
-FROM_CONFIG = -1.0
 
 #: Marker of a user error in a step log; the local orchestrator quotes the line after it.
 ERROR_MARKER = "creditrisk step error:"
-
-GATE_THRESHOLDS = ("min_roc_auc", "min_pr_auc", "max_brier", "max_auc_drop")
 
 
 # --------------------------------------------------------------------------------------
@@ -81,75 +77,39 @@ def log(message: str) -> None:
 
 
 def use_tracking_uri(tracking_uri: str = "") -> str:
-    """Point this process at ``tracking_uri`` (empty: the environment's or the embedded
-    store) and return the URI in force."""
-    from creditrisk.settings import configure_mlflow, reset_settings
+    """Point this process's MLflow client at ``tracking_uri`` (empty: the environment's
+    or the embedded store), check that it answers, and return the URI in force."""
+    from creditrisk.registry import check_tracking_server
+    from creditrisk.settings import configure_mlflow
 
-    if tracking_uri:
-        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
-        reset_settings()
-    return configure_mlflow()
-
-
-def _redact(uri: str) -> str:
-    """A URI without the user:password part, for logs."""
-    if "@" in uri and "://" in uri:
-        scheme, rest = uri.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return uri
+    configure_mlflow(tracking_uri or None)
+    return check_tracking_server()
 
 
-def resolve_config(
-    config: str = "",
-    *,
-    min_roc_auc: float = FROM_CONFIG,
-    min_pr_auc: float = FROM_CONFIG,
-    max_brier: float = FROM_CONFIG,
-    max_auc_drop: float = FROM_CONFIG,
-) -> TrainConfig:
+def resolve_config(config: str = "", overrides: str | dict[str, Any] = "") -> TrainConfig:
     """The training config of a pipeline run.
 
-    ``config`` is empty (the defaults), a path or ``s3://`` URI of a YAML file (it ends
-    in ``.yaml``/``.yml``), or the YAML text itself. Gate thresholds given as
-    parameters (>= 0) override the config's ``gate`` section.
+    ``config`` is empty (the packaged default), a path or ``s3://`` URI of a YAML file
+    (it ends in ``.yaml``/``.yml``), or the YAML text itself. ``overrides`` (a mapping
+    or its JSON/YAML text, e.g. ``{"gate": {"min_roc_auc": 0.78}}``) is merged into it
+    before validation.
     """
+    from creditrisk.config import read_config_text, validate_config
+
+    extra = parse_overrides(overrides)
     text = config.strip()
     if not text:
-        cfg = TrainConfig()
-    elif text.startswith("s3://") or text.lower().endswith((".yaml", ".yml")):
+        return load_config(None, extra)
+    if text.startswith("s3://") or text.lower().endswith((".yaml", ".yml")):
         if not text.startswith("s3://") and not Path(text).exists():
             raise ConfigError(f"{text}: no such config file")
         try:
             with local_copy(text) as path:
-                cfg = load_config(path)
+                return load_config(path, extra)
         except DataError as exc:
             raise ConfigError(str(exc)) from exc
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "config.yaml"
-            path.write_text(config)
-            try:
-                cfg = load_config(path)
-            except ConfigError as exc:
-                raise ConfigError(str(exc).replace(str(path), "the config parameter")) from exc
-    given = {
-        "min_roc_auc": min_roc_auc, "min_pr_auc": min_pr_auc, "max_brier": max_brier,
-        "max_auc_drop": max_auc_drop,
-    }
-    overrides = {k: v for k, v in given.items() if v > FROM_CONFIG}
-    if overrides:
-        try:
-            gate = GateConfig.model_validate({**cfg.gate.model_dump(), **overrides})
-        except Exception as exc:
-            bad = ", ".join(f"{k}={v}" for k, v in overrides.items())
-            raise ConfigError(f"invalid gate thresholds ({bad}): each must be in [0, 1] "
-                              f"(or {FROM_CONFIG:g} for the config's value)") from exc
-        cfg = cfg.model_copy(update={"gate": gate})
-    return cfg
-
-
-def _read_config(config_path: Path | str) -> TrainConfig:
-    return load_config(Path(config_path))
+    raw = read_config_text(config, source="the config parameter")
+    return validate_config(raw, source="the config parameter", overrides=extra)
 
 
 def _write_json(path: Path | str, obj: Any) -> None:
@@ -168,34 +128,30 @@ def ingest(
     dataset_path: Path | str,
     config_path: Path | str,
     config: str = "",
+    overrides: str = "",
     tracking_uri: str = "",
-    min_roc_auc: float = FROM_CONFIG,
-    min_pr_auc: float = FROM_CONFIG,
-    max_brier: float = FROM_CONFIG,
-    max_auc_drop: float = FROM_CONFIG,
 ) -> dict[str, Any]:
     """Check every parameter of a run, then import the data file.
 
     In this order, each failing with a :class:`CreditRiskError` that names the problem:
-    the config (and gate thresholds), the MLflow tracking server (reachable), the data
-    file (present, readable, following the feature contract). Writes the canonical
-    Parquet to ``dataset_path`` and the resolved config to ``config_path``.
+    the config with its overrides (:func:`resolve_config`), the MLflow tracking server
+    (reachable), the data file (present, readable, following the feature contract).
+    Writes the canonical Parquet to ``dataset_path`` and the resolved config to
+    ``config_path``.
     """
     import yaml
 
     from creditrisk.data import import_file
-    from creditrisk.registry import check_tracking_server
+    from creditrisk.registry import redact_uri
 
-    cfg = resolve_config(config, min_roc_auc=min_roc_auc, min_pr_auc=min_pr_auc,
-                         max_brier=max_brier, max_auc_drop=max_auc_drop)
+    cfg = resolve_config(config, overrides)
     Path(config_path).parent.mkdir(parents=True, exist_ok=True)
     Path(config_path).write_text(yaml.safe_dump(cfg.resolved(), sort_keys=False))
     log(f"config: ok (seed {cfg.seed}, search {'on' if cfg.search.enabled else 'off'}, "
         f"gate {cfg.gate.model_dump()})")
 
-    use_tracking_uri(tracking_uri)
-    uri = check_tracking_server()
-    log(f"tracking server: {_redact(uri)}")
+    uri = use_tracking_uri(tracking_uri)
+    log(f"tracking server: {redact_uri(uri)}")
 
     with local_copy(data_uri) as path:
         prov = import_file(path, out=Path(dataset_path))
@@ -257,7 +213,7 @@ def split(
     from creditrisk.contract import TARGET
     from creditrisk.data import split as split_frame
 
-    cfg = _read_config(config_path)
+    cfg = load_config(config_path)
     train_frame, test_frame = split_frame(pd.read_parquet(dataset_path),
                                           test_size=cfg.split.test_size, seed=cfg.seed)
     for frame, path in ((train_frame, train_path), (test_frame, test_path)):
@@ -276,46 +232,24 @@ def train(
     *,
     train_path: Path | str,
     config_path: Path | str,
-    model_dir: Path | str,
-    baseline_dir: Path | str,
-    summary_path: Path | str,
+    fit_dir: Path | str,
 ) -> dict[str, Any]:
     """Fit the challenger (search, CV, calibration, threshold) and the baseline.
 
-    Saves both in MLflow's sklearn format (skops) and writes the fit summary (params,
-    calibration, threshold, CV metrics, search, seconds) as JSON.
+    Writes both fitted estimators and the fit summary (params, calibration, threshold,
+    CV metrics, search, seconds) to ``fit_dir`` (:func:`creditrisk.training.save_fit`);
+    the evaluate step turns them into the saved model.
     """
     import pandas as pd
 
-    from creditrisk.model import save_model
-    from creditrisk.settings import get_settings
-    from creditrisk.training import fit, metadata_for
+    from creditrisk.training import fit, save_fit
 
     t0 = time.perf_counter()
-    cfg = _read_config(config_path)
+    cfg = load_config(config_path)
     frame = pd.read_parquet(train_path)
     fitted = fit(train=frame, config=cfg, progress=log)
     seconds = time.perf_counter() - t0
-    meta = metadata_for(fitted, cfg, dict(fitted.cv))
-    for path in (model_dir, baseline_dir):
-        if Path(path).exists():
-            shutil.rmtree(path)
-    save_model(fitted.model, model_dir, meta)
-    base_meta = metadata_for(fitted, cfg, {"cv_roc_auc_mean": fitted.cv[
-        "baseline_cv_roc_auc_mean"]})
-    base_meta.model_name = f"{get_settings().model_name}-baseline"
-    save_model(fitted.baseline, baseline_dir, base_meta)
-    summary = {
-        "params": fitted.params,
-        "calibration": fitted.calibration,
-        "threshold": asdict(fitted.threshold),
-        "cv": fitted.cv,
-        "search": fitted.search,
-        "seconds": {k: round(v, 2) for k, v in fitted.seconds.items()},
-        "train_seconds": round(seconds, 2),
-        "train_rows": len(frame),
-    }
-    _write_json(summary_path, summary)
+    summary = save_fit(fitted, fit_dir, train_seconds=seconds)
     log(f"train: cv roc auc {fitted.cv['cv_roc_auc_mean']:.4f} "
         f"(baseline {fitted.cv['baseline_cv_roc_auc_mean']:.4f}), "
         f"calibration {fitted.calibration or 'none'}, threshold "
@@ -323,69 +257,45 @@ def train(
     return summary
 
 
-def _fit_result(model_dir: Path | str, baseline_dir: Path | str,
-                summary: dict[str, Any]) -> Any:
-    """Rebuild the :class:`~creditrisk.training.FitResult` of a train step."""
-    from creditrisk.evaluation import ThresholdChoice
-    from creditrisk.model import load_model_dir
-    from creditrisk.training import FitResult
-
-    return FitResult(
-        model=load_model_dir(model_dir).pipeline,
-        baseline=load_model_dir(baseline_dir).pipeline,
-        params=summary["params"],
-        calibration=summary["calibration"],
-        threshold=ThresholdChoice(**summary["threshold"]),
-        cv=summary["cv"],
-        search=summary["search"],
-        seconds=summary["seconds"],
-    )
-
-
 def evaluate(
     *,
+    train_path: Path | str,
     test_path: Path | str,
-    model_dir: Path | str,
-    baseline_dir: Path | str,
-    summary_path: Path | str,
+    fit_dir: Path | str,
     config_path: Path | str,
-    out_dir: Path | str,
+    run_dir: Path | str,
     report_path: Path | str,
     data_info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the challenger and the baseline on the held-out split.
+    """Evaluate the challenger and the baseline on the held-out split and write the
+    complete run directory (:class:`~creditrisk.rundir.RunDir`: metrics, evaluation,
+    model card, plots, config, splits, reference sample and the model, saved once).
 
-    ``out_dir`` is laid out like :func:`creditrisk.training.run_training` writes it, less
-    ``model/``: ``metrics.json``, ``evaluation.json``, ``model_card.md``, ``plots/``,
-    ``config.yaml``, ``test.parquet``. ``report_path`` receives a self-contained HTML
-    report (metrics, plots, model card). Returns the metrics, the ROC curve (at most
-    ~100 points) and the confusion matrix at the decision threshold. ``data_info`` is
-    what :func:`ingest` returned (rows, positives, sha256 of the source) for the card.
+    ``report_path`` receives a self-contained HTML report (metrics, plots, model card).
+    Returns the metrics, the ROC curve (at most ~100 points) and the confusion matrix at
+    the decision threshold. ``data_info`` is what :func:`ingest` returned (rows,
+    positives, sha256 of the source) for the card.
     """
     import numpy as np
     import pandas as pd
     from sklearn.metrics import roc_curve
 
     from creditrisk.contract import FEATURE_NAMES, TARGET
-    from creditrisk.training import evaluate_fit
+    from creditrisk.training import evaluate_fit, load_fit
 
-    cfg = _read_config(config_path)
-    summary = json.loads(Path(summary_path).read_text())
-    fitted = _fit_result(model_dir, baseline_dir, summary)
+    cfg = load_config(config_path)
+    fitted, summary = load_fit(fit_dir)
+    train_frame = pd.read_parquet(train_path)
     test = pd.read_parquet(test_path)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    train_rows = int(summary["train_rows"])
+    run = RunDir(Path(run_dir))
     info = data_info or {}
     default_rate = (float(info["positives"]) / float(info["rows"]) if info.get("rows")
                     else float(test[TARGET].mean()))
     metrics, evaluation = evaluate_fit(
-        fitted=fitted, config=cfg, test=test, out_dir=out, train_rows=train_rows,
+        fitted=fitted, config=cfg, train=train_frame, test=test, run_dir=run,
         default_rate=default_rate, data_sha256=info.get("source_sha256") or None,
         train_seconds=summary.get("train_seconds"),
     )
-    test.to_parquet(out / "test.parquet", index=False)
-    _write_json(out / "metrics.json", metrics)
 
     y = test[TARGET].to_numpy()
     p = fitted.model.predict_proba(test.loc[:, list(FEATURE_NAMES)])[:, 1]
@@ -396,14 +306,14 @@ def evaluate(
         "tpr": [float(x) for x in tpr[keep]],
         "threshold": [float(min(x, 1.0)) for x in thr[keep]],
     }
-    _write_html_report(report_path, out, metrics)
+    _write_html_report(report_path, run, metrics)
     log(f"evaluate: test roc auc {metrics['test_roc_auc']:.4f}, pr auc "
         f"{metrics['test_pr_auc']:.4f}, brier {metrics['test_brier']:.4f} (baseline roc "
         f"auc {metrics['baseline_test_roc_auc']:.4f})")
     return {"metrics": metrics, "roc": roc, "confusion": evaluation.confusion}
 
 
-def _write_html_report(path: Path | str, out_dir: Path, metrics: dict[str, Any]) -> None:
+def _write_html_report(path: Path | str, run: RunDir, metrics: dict[str, Any]) -> None:
     rows = "".join(
         f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" if isinstance(v, float)
         else f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
@@ -413,9 +323,9 @@ def _write_html_report(path: Path | str, out_dir: Path, metrics: dict[str, Any])
         f'<figure><img alt="{p.stem}" src="data:image/png;base64,'
         f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{p.stem}</figcaption>'
         "</figure>"
-        for p in sorted((out_dir / "plots").glob("*.png"))
+        for p in sorted(run.plots.glob("*.png"))
     )
-    card = html.escape((out_dir / "model_card.md").read_text())
+    card = html.escape(run.card.read_text())
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>Evaluation</title>"
         "<style>body{font-family:sans-serif;margin:1em}td{padding:2px 8px}"
@@ -429,84 +339,57 @@ def _write_html_report(path: Path | str, out_dir: Path, metrics: dict[str, Any])
 
 def gate(
     *,
-    test_path: Path | str,
-    model_dir: Path | str,
-    config_path: Path | str,
+    run_dir: Path | str,
     decision_path: Path | str,
     tracking_uri: str = "",
 ) -> dict[str, Any]:
-    """Judge the candidate against the floors and the current ``@champion``.
-
-    Both are scored on the same held-out split (the candidate's); the rule is
-    :func:`creditrisk.registry.judge`. Writes the decision as JSON; moves nothing.
+    """Judge the run's model against the gate's floors and the current ``@champion``,
+    both scored on the run's held-out split (:func:`creditrisk.registry.judge_candidate`,
+    with the run's config). Writes the decision as JSON; moves nothing.
     """
     import pandas as pd
 
     from creditrisk import registry
-    from creditrisk.contract import FEATURE_NAMES, TARGET
-    from creditrisk.evaluation import classification_metrics
     from creditrisk.model import load_model_dir
-    from creditrisk.settings import get_settings
 
-    cfg = _read_config(config_path)
+    run = RunDir(Path(run_dir))
+    cfg = load_config(run.config)
     use_tracking_uri(tracking_uri)
-    registry.check_tracking_server()
-    test = pd.read_parquet(test_path)
-    X, y = test.loc[:, list(FEATURE_NAMES)], test[TARGET].to_numpy()
-    candidate = classification_metrics(y, load_model_dir(model_dir).predict_proba(X))
-    champion_version = registry.champion_version()
-    champion: dict[str, float] | None = None
-    if champion_version is not None:
-        settings = get_settings()
-        loaded = registry.load_model(f"models:/{settings.model_name}/{champion_version}")
-        champion = classification_metrics(y, loaded.predict_proba(X))
-    passed, checks, reasons = registry.judge(candidate, champion, cfg.gate)
-    decision = {
-        "passed": passed,
-        "champion_version": champion_version,
-        "reasons": reasons,
-        "checks": checks,
-        "candidate_metrics": candidate,
-        "champion_metrics": champion,
-        "gate": cfg.gate.model_dump(),
-        "test_rows": len(test),
-    }
-    _write_json(decision_path, decision)
-    against = f"champion version {champion_version}" if champion_version else "no champion"
-    log(f"gate: {'PASSED' if passed else 'NOT PASSED'} against {against}")
-    for r in reasons:
+    decision = registry.judge_candidate(candidate=load_model_dir(run.model),
+                                        test=pd.read_parquet(run.test_split), gate=cfg.gate)
+    result = decision.as_dict()
+    _write_json(decision_path, result)
+    against = (f"champion version {decision.champion_version}" if decision.champion_version
+               else "no champion")
+    log(f"gate: {'PASSED' if decision.passed else 'NOT PASSED'} against {against}")
+    for r in decision.reasons:
         log(f"  {r}")
-    return decision
+    return result
 
 
 def register_and_promote(
     *,
-    evaluation_dir: Path | str,
-    model_dir: Path | str,
+    run_dir: Path | str,
     decision_path: Path | str,
     tracking_uri: str = "",
     run_name: str = "",
     params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Log the run to MLflow, register the candidate and move ``@champion`` to it.
+    """Log the run directory to MLflow, register its model, record the gate's verdict
+    and move ``@champion`` to it.
 
     Refuses unless the gate passed, and unless ``@champion`` is still the version the
     gate judged against. If anything fails after the version was created, the version
     is deleted again: no half-registered model, and nothing becomes champion.
     """
-    from mlflow import MlflowClient
-
     from creditrisk import registry
-    from creditrisk.model import load_model_dir
     from creditrisk.settings import get_settings
-    from creditrisk.training import model_metrics
 
-    decision = json.loads(Path(decision_path).read_text())
-    if not decision.get("passed"):
+    decision = registry.GateDecision.from_dict(json.loads(Path(decision_path).read_text()))
+    if not decision.passed:
         raise RegistryError("the gate did not pass; the candidate is not registered")
     use_tracking_uri(tracking_uri)
-    registry.check_tracking_server()
-    judged = decision.get("champion_version")
+    judged = decision.champion_version
     current = registry.champion_version()
     if current != judged:
         raise RegistryError(
@@ -514,23 +397,14 @@ def register_and_promote(
             "the candidate; nothing was registered. Run the pipeline again."
         )
     settings = get_settings()
-    with tempfile.TemporaryDirectory(prefix="creditrisk-register-") as tmp:
-        out = Path(tmp) / "run"
-        shutil.copytree(evaluation_dir, out)
-        shutil.copytree(model_dir, out / "model")
-        metrics = json.loads((out / "metrics.json").read_text())
-        _stamp_metrics(out / "model", model_metrics(metrics))
-        load_model_dir(out / "model")  # the artifact about to be logged loads
-        reg = registry.log_and_register(out_dir=out, params=params, run_name=run_name or None)
-    client = MlflowClient()
+    reg = registry.log_and_register(out_dir=RunDir(Path(run_dir)), params=params,
+                                    run_name=run_name or None)
     try:
-        client.set_model_version_tag(settings.model_name, reg.version, "gate", "passed")
-        client.set_model_version_tag(settings.model_name, reg.version, "gate_reasons",
-                                     "; ".join(decision["reasons"]))
+        registry.record_verdict(reg.version, decision)
         registry.set_champion(reg.version, previous=current)
     except Exception as exc:
         with contextlib.suppress(Exception):
-            client.delete_model_version(settings.model_name, reg.version)
+            registry.delete_version(reg.version)
         raise RegistryError(
             f"registered version {reg.version} but could not promote it ({exc}); the "
             f"version was deleted again and @{settings.champion_alias} is unchanged"
@@ -544,21 +418,6 @@ def register_and_promote(
         "previous_champion": current,
         "promoted": True,
     }
-
-
-def _stamp_metrics(model_dir: Path, metrics: dict[str, float]) -> None:
-    """Put the held-out metrics into a saved model's metadata, as training does."""
-    from mlflow.models import Model
-
-    from creditrisk.model import METADATA_KEY
-
-    mlmodel = Model.load(str(model_dir / "MLmodel"))
-    meta = dict(mlmodel.metadata or {})
-    block = dict(meta.get(METADATA_KEY) or {})
-    block["metrics"] = {**(block.get("metrics") or {}), **metrics}
-    meta[METADATA_KEY] = block
-    mlmodel.metadata = meta
-    mlmodel.save(str(model_dir / "MLmodel"))
 
 
 # --------------------------------------------------------------------------------------
@@ -589,9 +448,8 @@ def batch_score(
     from creditrisk.scoring import score_file
 
     uri = use_tracking_uri(tracking_uri)
-    registry.check_tracking_server()
     model = registry.load_model(model_uri or None)
-    log(f"model: {model.uri} (version {model.version}) from {_redact(uri)}")
+    log(f"model: {model.uri} (version {model.version}) from {registry.redact_uri(uri)}")
     with local_copy(input_uri) as src:
         summary = score_file(model, src, Path(scored_path))  # Parquet unless *.csv
     summary = {"input": input_uri, "model_uri": model.uri, "model_version": model.version,

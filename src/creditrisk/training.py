@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from sklearn.base import clone
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -37,6 +37,7 @@ from creditrisk.model import (
     make_pipeline,
     save_model,
 )
+from creditrisk.rundir import RunDir
 from creditrisk.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -192,6 +193,60 @@ def fit(*, train: pd.DataFrame, config: TrainConfig, progress: Progress = _noop)
                      threshold=threshold, cv=cv, search=search, seconds=seconds)
 
 
+#: Files of a fit directory (:func:`save_fit`): the two fitted estimators, the summary.
+FIT_FILES = {"model": "challenger.skops", "baseline": "baseline.skops", "summary": "fit.json"}
+
+
+def save_fit(fitted: FitResult, fit_dir: Path | str, *,
+             train_seconds: float | None = None) -> dict[str, Any]:
+    """Write a fit (the challenger and baseline estimators, skops, and a JSON summary) to
+    ``fit_dir`` and return the summary. This is the hand-over between the pipeline's
+    train and evaluate steps, not a model artifact: the model is saved once, by
+    :func:`evaluate_fit`."""
+    import skops.io as sio
+
+    path = Path(fit_dir)
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    sio.dump(fitted.model, path / FIT_FILES["model"])
+    sio.dump(fitted.baseline, path / FIT_FILES["baseline"])
+    summary = {
+        "params": fitted.params,
+        "calibration": fitted.calibration,
+        "threshold": asdict(fitted.threshold),
+        "cv": fitted.cv,
+        "search": fitted.search,
+        "seconds": {k: round(v, 2) for k, v in fitted.seconds.items()},
+        **({"train_seconds": round(train_seconds, 2)} if train_seconds is not None else {}),
+    }
+    (path / FIT_FILES["summary"]).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def load_fit(fit_dir: Path | str) -> tuple[FitResult, dict[str, Any]]:
+    """The :class:`FitResult` and summary :func:`save_fit` wrote (trusted types only)."""
+    import skops.io as sio
+
+    from creditrisk.model import TRUSTED_TYPES
+
+    path = Path(fit_dir)
+    estimators = {}
+    for key in ("model", "baseline"):
+        file = path / FIT_FILES[key]
+        untrusted = set(sio.get_untrusted_types(file=file)) - set(TRUSTED_TYPES)
+        if untrusted:
+            raise DataError(f"{file}: holds untrusted types {sorted(untrusted)}")
+        estimators[key] = sio.load(file, trusted=TRUSTED_TYPES)
+    summary = json.loads((path / FIT_FILES["summary"]).read_text())
+    fitted = FitResult(model=estimators["model"], baseline=estimators["baseline"],
+                       params=summary["params"], calibration=summary["calibration"],
+                       threshold=ev.ThresholdChoice(**summary["threshold"]),
+                       cv=summary["cv"], search=summary["search"],
+                       seconds=summary["seconds"])
+    return fitted, summary
+
+
 def metadata_for(fit_result: FitResult, config: TrainConfig,
                  metrics: dict[str, float] | None = None) -> ModelMetadata:
     return ModelMetadata(
@@ -212,22 +267,22 @@ def evaluate_fit(
     *,
     fitted: FitResult,
     config: TrainConfig,
+    train: pd.DataFrame,
     test: pd.DataFrame,
-    out_dir: Path,
-    train_rows: int,
+    run_dir: RunDir,
     default_rate: float,
     data_sha256: str | None = None,
     train_seconds: float | None = None,
 ) -> tuple[dict[str, Any], ev.Evaluation]:
-    """Evaluate a fitted challenger and baseline on the held-out split.
+    """Evaluate a fitted challenger and baseline on the held-out split and write the
+    complete run directory: plots, model card, evaluation, config, both splits, the
+    reference sample, ``metrics.json`` and the model, saved once with its metadata
+    complete (threshold, bands, test and CV metrics).
 
-    Writes ``plots/*.png``, ``model_card.md``, ``evaluation.json`` and ``config.yaml`` to
-    ``out_dir`` and returns the metrics that :func:`run_training` writes to
-    ``metrics.json`` (without ``total_seconds``). The training pipeline's evaluate step
-    calls it on the models the train step saved.
+    :func:`run_training` calls it after fitting; so does the training pipeline's
+    evaluate step, on the estimators its train step fitted.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.create()
     X_test, y_test = _xy(test)
     p = fitted.model.predict_proba(X_test)[:, 1]
     p_base = fitted.baseline.predict_proba(X_test)[:, 1]
@@ -242,10 +297,10 @@ def evaluate_fit(
         "expected_cost_per_client_cv": fitted.threshold.expected_cost_per_client,
         **{f"test_{k}": v for k, v in evaluation.confusion.items()},
         **({"train_seconds": round(train_seconds, 2)} if train_seconds is not None else {}),
-        "train_rows": train_rows,
+        "train_rows": len(train),
         "test_rows": len(test),
     }
-    ev.write_plots(y_test, p, fitted.threshold.threshold, out_dir / "plots", baseline=p_base)
+    ev.write_plots(y_test, p, fitted.threshold.threshold, run_dir.plots, baseline=p_base)
     summary = {
         "estimator": "LightGBM in a FeatureEngineer pipeline",
         "calibration": fitted.calibration,
@@ -255,27 +310,44 @@ def evaluate_fit(
     card = ev.model_card(
         model_name=get_settings().model_name, summary=summary, evaluation=evaluation,
         baseline=base_metrics, config=config.resolved(),
-        data={"train_rows": train_rows, "test_rows": len(test),
+        data={"train_rows": len(train), "test_rows": len(test),
               "default_rate": default_rate, "sha256": data_sha256 or "n/a"},
     )
-    (out_dir / "model_card.md").write_text(card)
-    (out_dir / "evaluation.json").write_text(json.dumps(
+    run_dir.card.write_text(card)
+    run_dir.evaluation.write_text(json.dumps(
         {**evaluation.as_dict(), "baseline": base_metrics, "search": fitted.search,
          "seconds": fitted.seconds}, indent=2))
-    (out_dir / "config.yaml").write_text(yaml.safe_dump(config.resolved(), sort_keys=False))
+    run_dir.write_config(config.resolved())
+    train.to_parquet(run_dir.train_split, index=False)
+    test.to_parquet(run_dir.test_split, index=False)
+    run_dir.write_reference(train, max_rows=config.reference.max_rows, seed=config.seed)
+    if run_dir.model.exists():
+        shutil.rmtree(run_dir.model)
+    save_model(fitted.model, run_dir.model, metadata_for(fitted, config, model_metrics(metrics)))
+    run_dir.write_metrics(metrics)
     return metrics, evaluation
 
 
 @dataclass
 class TrainingRun:
-    """The outputs of :func:`run_training`, all also written under ``out_dir``."""
+    """The outputs of :func:`run_training`, all also written to ``run_dir``."""
 
-    out_dir: Path
+    run_dir: RunDir
     metrics: dict[str, Any]
     fit: FitResult
     evaluation: ev.Evaluation
-    model_dir: Path
-    test_path: Path
+
+    @property
+    def out_dir(self) -> Path:
+        return self.run_dir.root
+
+    @property
+    def model_dir(self) -> Path:
+        return self.run_dir.model
+
+    @property
+    def test_path(self) -> Path:
+        return self.run_dir.test_split
 
 
 def run_training(
@@ -286,34 +358,19 @@ def run_training(
     data_sha256: str | None = None,
     progress: Progress = _noop,
 ) -> TrainingRun:
-    """Split, fit, evaluate on the held-out split and write every artifact to ``out_dir``.
-
-    ``out_dir`` receives ``metrics.json``, ``model/`` (MLflow sklearn flavour, skops),
-    ``plots/*.png``, ``model_card.md``, ``evaluation.json``, ``config.yaml`` and the
-    ``train.parquet`` / ``test.parquet`` splits.
-    """
+    """Split, fit, evaluate on the held-out split and write the run directory
+    (:class:`~creditrisk.rundir.RunDir`) at ``out_dir``."""
     t_start = time.perf_counter()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = RunDir(out_dir).create()
     train, test = split_frame(data, test_size=config.split.test_size, seed=config.seed)
-    train.to_parquet(out_dir / "train.parquet", index=False)
-    test.to_parquet(out_dir / "test.parquet", index=False)
-
     fitted = fit(train=train, config=config, progress=progress)
     train_seconds = time.perf_counter() - t_start
 
     metrics, evaluation = evaluate_fit(
-        fitted=fitted, config=config, test=test, out_dir=out_dir, train_rows=len(train),
+        fitted=fitted, config=config, train=train, test=test, run_dir=run_dir,
         default_rate=float(data[TARGET].mean()), data_sha256=data_sha256,
         train_seconds=train_seconds,
     )
-    model_dir = out_dir / "model"
-    if model_dir.exists():
-        import shutil
-
-        shutil.rmtree(model_dir)
-    save_model(fitted.model, model_dir, metadata_for(fitted, config, model_metrics(metrics)))
     metrics["total_seconds"] = round(time.perf_counter() - t_start, 2)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    return TrainingRun(out_dir=out_dir, metrics=metrics, fit=fitted, evaluation=evaluation,
-                       model_dir=model_dir, test_path=out_dir / "test.parquet")
+    run_dir.write_metrics(metrics)
+    return TrainingRun(run_dir=run_dir, metrics=metrics, fit=fitted, evaluation=evaluation)

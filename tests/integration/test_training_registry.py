@@ -13,6 +13,7 @@ import pytest
 from creditrisk.config import GateConfig, load_config
 from creditrisk.contract import FEATURE_NAMES, TARGET
 from creditrisk.errors import RegistryError
+from creditrisk.rundir import REFERENCE_ARTIFACT
 from creditrisk.settings import reset_settings
 from tests.helpers import free_port
 
@@ -59,24 +60,53 @@ def test_full_config_meets_the_quality_bar(real_data_path, tmp_path) -> None:
 
 
 def _register_and_gate_cycle(trained_run) -> None:
+    import mlflow
+
     from creditrisk import registry
 
     test = pd.read_parquet(trained_run.test_path)
     first = registry.log_and_register(out_dir=trained_run.out_dir, run_name="first")
-    assert first.version == "1"
+    assert first.version == "1" and first.model_uri == "models:/credit-default/1"
     assert registry.champion_version() is None
+    with pytest.raises(RegistryError, match="no @champion yet"):
+        registry.download_reference()
+
+    # the reference sample: the training split's contract columns and target
+    version, path = registry.download_reference("1")
+    reference = pd.read_parquet(path)
+    train = pd.read_parquet(trained_run.run_dir.train_split)
+    assert version == "1" and list(reference.columns) == [*FEATURE_NAMES, TARGET]
+    assert len(reference) == len(train)
+    assert reference[TARGET].sum() == train[TARGET].sum()
 
     d1 = registry.promote(version="1", gate=OPEN_GATE)  # test set: the run's own split
     assert d1.promoted and d1.champion_version is None
     assert registry.champion_version() == "1"
+    assert registry.download_reference()[0] == "1"
 
-    champion = registry.load_model()  # models:/credit-default@champion
-    assert champion.version == "1"
+    # an alias is resolved once; the model is fetched by the version it resolved to
+    fetched: list[str] = []
+    download = mlflow.artifacts.download_artifacts
+
+    def recording(*args, **kwargs):
+        fetched.append(kwargs.get("artifact_uri") or args[0])
+        return download(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(mlflow.artifacts, "download_artifacts", recording)
+        champion = registry.load_model()  # models:/credit-default@champion
+    assert fetched == ["models:/credit-default/1"]
+    assert champion.version == "1" and champion.uri == "models:/credit-default@champion"
     X = test.loc[:, list(FEATURE_NAMES)]
     expected = trained_run.fit.model.predict_proba(X)[:, 1]
     assert np.abs(champion.predict_proba(X) - expected).max() < 1e-9
 
     second = registry.log_and_register(out_dir=trained_run.out_dir, run_name="second")
+    before = registry.show()
+    dry = registry.promote(version=second.version, gate=OPEN_GATE, test_data=test,
+                           dry_run=True)
+    assert dry.passed and not dry.promoted and dry.champion_version == "1"
+    assert registry.show() == before  # a dry run writes nothing: no tag, no alias
     d2 = registry.promote(version=second.version, gate=SHUT_GATE, test_data=test)
     assert not d2.promoted and "FAIL: roc_auc >= 0.99" in d2.reasons
     assert d2.champion_metrics is not None  # the champion was scored on the same set
@@ -116,6 +146,7 @@ def test_registry_cycle_on_a_real_mlflow_server_with_s3_artifacts(
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="mlflow")["Contents"]]
     assert any(k.endswith("model/model.skops") for k in keys)
     assert any(k.endswith("plots/roc_curve.png") for k in keys)
+    assert any(k.endswith(REFERENCE_ARTIFACT) for k in keys)
 
 
 def test_unreachable_tracking_server_fails_fast(monkeypatch) -> None:
@@ -125,6 +156,26 @@ def test_unreachable_tracking_server_fails_fast(monkeypatch) -> None:
     reset_settings()
     with pytest.raises(RegistryError, match="not reachable"):
         check_tracking_server(timeout_s=2)
+
+
+def test_unreachable_registry_is_an_error_never_no_champion(trained_run,
+                                                             monkeypatch) -> None:
+    """A registry that does not answer is a RegistryError, never "no champion yet": the
+    gate does not judge a candidate on the floors alone because the registry was down."""
+    from creditrisk import registry
+    from creditrisk.model import load_model_dir
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    reset_settings()
+    with pytest.raises(RegistryError, match="cannot ask the registry"):
+        registry.champion_version()
+    with pytest.raises(RegistryError, match="cannot ask the registry"):
+        registry.judge_candidate(candidate=load_model_dir(trained_run.model_dir),
+                                 test=pd.read_parquet(trained_run.test_path), gate=OPEN_GATE)
+    with pytest.raises(RegistryError, match="not reachable"):
+        registry.promote(version="1", gate=OPEN_GATE)
 
 
 def test_batch_scoring(trained_run, tmp_path) -> None:

@@ -29,7 +29,7 @@ def test_ingest_component_from_yaml_runs_locally(real_data_path: Path, tmp_path:
                pipeline_root=str(tmp_path / "root"))
     with _quiet_local_warnings():
         task = ingest(data_uri=str(real_data_path), config="seed: 3\n", tracking_uri="",
-                      min_roc_auc=0.7, min_pr_auc=-1.0, max_brier=-1.0, max_auc_drop=-1.0)
+                      config_overrides='{"gate": {"min_roc_auc": 0.7}}')
     dataset = task.outputs["dataset"]
     frame = pd.read_parquet(dataset.path)
     raw_rows = sum(1 for _ in real_data_path.open()) - 1
@@ -41,4 +41,4 @@ def test_ingest_component_from_yaml_runs_locally(real_data_path: Path, tmp_path:
     # A failing step exits non-zero and the local runner reports the failure.
     with _quiet_local_warnings(), pytest.raises(RuntimeError, match="FAILURE"):
         ingest(data_uri=str(tmp_path / "absent.csv"), config="", tracking_uri="",
-               min_roc_auc=-1.0, min_pr_auc=-1.0, max_brier=-1.0, max_auc_drop=-1.0)
+               config_overrides="")

@@ -107,9 +107,10 @@ def test_training_dag_and_caching_policy() -> None:
     assert branch_tasks("gate-passed") == ["register-and-promote"]
     assert branch_tasks("gate-failed") == ["not-promoted"]
     params = spec["root"]["inputDefinitions"]["parameters"]
-    assert {"data_uri", "config", "tracking_uri", "min_roc_auc", "min_pr_auc", "max_brier",
-            "max_auc_drop"} <= set(params)
-    assert params["min_roc_auc"]["parameterType"] == "NUMBER_DOUBLE"
+    assert {"data_uri", "config", "tracking_uri", "config_overrides"} <= set(params)
+    # gate thresholds travel once, as config overrides: no per-threshold parameter
+    assert not {p for p in params if p.startswith(("min_", "max_"))}
+    assert params["config_overrides"]["parameterType"] == "STRING"
     assert "isOptional" not in params["data_uri"]
 
 

@@ -125,15 +125,18 @@ def test_resolve_config_forms_and_threshold_overrides(tmp_path: Path) -> None:
     path = tmp_path / "c.yml"
     path.write_text("seed: 8\n")
     assert stages.resolve_config(str(path)).seed == 8
-    over = stages.resolve_config("gate:\n  min_roc_auc: 0.6\n", max_brier=0.2)
+    over = stages.resolve_config("gate:\n  min_roc_auc: 0.6\n", '{"gate": {"max_brier": 0.2}}')
     assert over.gate == GateConfig(min_roc_auc=0.6, max_brier=0.2)
+    assert stages.resolve_config("", {"gate": {"max_brier": 0.2}}).gate.max_brier == 0.2
 
     with pytest.raises(ConfigError, match="the config parameter: invalid config: seed"):
         stages.resolve_config("seed: many\n")
     with pytest.raises(ConfigError, match="no such config file"):
         stages.resolve_config(str(tmp_path / "absent.yaml"))
-    with pytest.raises(ConfigError, match=r"invalid gate thresholds \(min_pr_auc=2.0\)"):
-        stages.resolve_config("", min_pr_auc=2.0)
+    with pytest.raises(ConfigError, match=r"overrides .*invalid config: gate.min_pr_auc"):
+        stages.resolve_config("", '{"gate": {"min_pr_auc": 2.0}}')
+    with pytest.raises(ConfigError, match="config overrides must be a mapping"):
+        stages.resolve_config("", "[0.7]")
 
 
 @pytest.mark.unit
@@ -159,8 +162,7 @@ def test_register_refuses_a_failed_gate_and_a_moved_champion(
     from creditrisk.registry import show
 
     before = show()
-    kwargs: dict[str, Any] = {"evaluation_dir": run_dir / "evaluate" / "evaluation",
-              "model_dir": run_dir / "train" / "model"}
+    kwargs: dict[str, Any] = {"run_dir": run_dir / "evaluate" / "run"}
     stale = tmp_path / "stale.json"
     stale.write_text(json.dumps(decision))  # judged with no champion; now there is one
     with pytest.raises(RegistryError, match="@champion moved from none to 1"):

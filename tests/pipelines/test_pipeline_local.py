@@ -58,7 +58,7 @@ def test_training_pipeline_promotes_a_first_model(promoted_run, monkeypatch) -> 
     assert run.data.params["pipeline.data_uri"].endswith(".csv")
     logged = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"metrics.json", "evaluation.json", "model_card.md", "config.yaml", "plots",
-            "data", "model"} <= logged
+            "data", "model", "reference"} <= logged
 
     # The champion loads and carries the held-out metrics in its metadata.
     from creditrisk.registry import load_model
@@ -97,7 +97,7 @@ def test_compiled_yaml_runs_locally_and_gate_refuses_a_weak_model(
     run = orchestration.run_local(
         pipeline,
         orchestration.training_arguments(data=real_data_path, config=fast_config,
-                                         thresholds={"min_roc_auc": 0.99}),
+                                         overrides={"gate": {"min_roc_auc": 0.99}}),
         log_stream=open("/dev/null", "w"),  # noqa: SIM115
     )
     summary = orchestration.summarise_training(run)

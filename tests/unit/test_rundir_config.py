@@ -1,0 +1,94 @@
+"""The run directory's layout and reference sample; config overrides and the packaged
+default config."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from creditrisk.config import (
+    TrainConfig,
+    default_config_path,
+    load_config,
+    parse_assignments,
+    parse_overrides,
+)
+from creditrisk.contract import FEATURE_NAMES, TARGET
+from creditrisk.errors import ConfigError
+from creditrisk.rundir import REFERENCE_ARTIFACT, RunDir, reference_sample
+from tests.synthetic import synthetic_frame
+
+pytestmark = pytest.mark.unit
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_reference_sample_is_the_contract_columns_and_target() -> None:
+    train = synthetic_frame(300, seed=1)
+    ref = reference_sample(train, max_rows=1000, seed=0)
+    assert list(ref.columns) == [*FEATURE_NAMES, TARGET]
+    assert len(ref) == len(train)
+    pd.testing.assert_frame_equal(ref, train.loc[:, [*FEATURE_NAMES, TARGET]]
+                                  .reset_index(drop=True))
+
+
+def test_reference_sample_is_bounded_and_stratified() -> None:
+    train = synthetic_frame(2000, seed=2)
+    ref = reference_sample(train, max_rows=500, seed=0)
+    assert len(ref) == 500
+    assert ref[TARGET].mean() == pytest.approx(train[TARGET].mean(), abs=0.005)
+    assert reference_sample(train, max_rows=500, seed=0).equals(ref)  # reproducible
+
+
+def test_run_dir_layout_and_logged_artifacts(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "run").create()
+    assert run.reference == run.root / REFERENCE_ARTIFACT
+    run.write_metrics({"test_roc_auc": 0.78})
+    run.write_config(TrainConfig().resolved())
+    run.write_reference(synthetic_frame(200, seed=3), max_rows=100, seed=1)
+    assert run.read_metrics() == {"test_roc_auc": 0.78}
+    assert TrainConfig.model_validate(run.read_config()) == TrainConfig()
+    assert len(pd.read_parquet(run.reference)) == 100
+    logged = {dest: path for path, dest in run.artifacts()}
+    # only what exists is logged; the reference under the agreed artifact folder
+    assert logged == {None: run.config, "reference": run.reference}
+
+
+def test_packaged_default_config_is_package_data_and_the_built_in_default() -> None:
+    path = default_config_path()
+    assert path.is_file()
+    assert load_config(None) == load_config(path) == TrainConfig()
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["creditrisk"]
+    package = REPO / "src" / "creditrisk"
+    for pattern in patterns:  # every package-data pattern names files that exist
+        assert list(package.glob(pattern)), pattern
+
+
+def test_overrides_merge_into_the_config() -> None:
+    cfg = load_config(None, {"gate": {"min_roc_auc": 0.7}, "cv": {"folds": 3}})
+    assert cfg.gate.min_roc_auc == 0.7 and cfg.gate.max_brier == TrainConfig().gate.max_brier
+    assert cfg.cv.folds == 3
+    assert parse_overrides('{"gate": {"max_brier": 0.2}}') == {"gate": {"max_brier": 0.2}}
+    assert parse_overrides("") == {} and parse_overrides(None) == {}
+    assert parse_assignments(["gate.min_roc_auc=0.78", "gate.max_brier=0.2",
+                              "search.enabled=false"]) == {
+        "gate": {"min_roc_auc": 0.78, "max_brier": 0.2}, "search": {"enabled": False}}
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"gate": {"min_pr_auc": 2.0}}, "gate.min_pr_auc"),
+    ({"gate": {"min_roc": 0.7}}, "gate.min_roc"),
+])
+def test_bad_overrides_name_the_field(overrides: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"with overrides .*{message}"):
+        load_config(None, overrides)
+
+
+def test_bad_assignments_and_override_text() -> None:
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_assignments(["gate.min_roc_auc"])
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        parse_overrides("0.7")

@@ -46,11 +46,14 @@ def _monitoring_config(path: Path | None) -> Any:
 def _finish(outcome: Any) -> None:
     """Warnings and messages on stderr (plain text: file:line references stay as they
     are), the report as JSON on stdout, the job's exit code."""
-    plain = {"highlight": False, "markup": False, "emoji": False, "soft_wrap": True}
+    def say(text: str, style: str) -> None:
+        console.print(text, style=style, highlight=False, markup=False, emoji=False,
+                      soft_wrap=True)
+
     for w in outcome.warnings:
-        console.print(f"warning: {w}", style="yellow", **plain)
+        say(f"warning: {w}", "yellow")
     for m in outcome.messages:
-        console.print(m, style="red" if outcome.code else "green", **plain)
+        say(m, "red" if outcome.code else "green")
     print_json(outcome.report)
     if outcome.code:
         raise typer.Exit(outcome.code)

@@ -43,6 +43,8 @@ class Feature:
     documented_codes: tuple[int, ...] | None = None
     #: How undocumented codes are read: {code: documented code}.
     fold: tuple[tuple[int, int], ...] = ()
+    #: The value of the example client (:func:`example_record`; MLflow's input example).
+    example: float = 0
 
     @property
     def integral(self) -> bool:
@@ -62,7 +64,7 @@ _PAY_CODES = tuple(range(-2, 10))
 _MONTHS = ("September", "August", "July", "June", "May", "April")
 
 
-def _pay_status(name: str, month: str) -> Feature:
+def _pay_status(name: str, month: str, example: int) -> Feature:
     return Feature(
         name=name,
         kind="code",
@@ -72,39 +74,48 @@ def _pay_status(name: str, month: str) -> Feature:
         ),
         codes=_PAY_CODES,
         documented_codes=(-1, *range(1, 10)),
+        example=example,
     )
+
+
+#: The example client's monthly values, September first (a university-educated single
+#: woman of 26 with two months of delay): the status, bill and payment of each month.
+_EXAMPLE_PAY = (-1, 2, 0, 0, 0, 2)
+_EXAMPLE_BILL = (2682, 1725, 2682, 3272, 3455, 3261)
+_EXAMPLE_PAID = (0, 1000, 1000, 1000, 0, 2000)
 
 
 FEATURES: tuple[Feature, ...] = (
     Feature(
         "LIMIT_BAL", "money", "Amount of given credit (NT$), individual and family",
-        minimum=1, maximum=10_000_000,
+        minimum=1, maximum=10_000_000, example=120_000,
     ),
-    Feature("SEX", "code", "1 male, 2 female", codes=(1, 2), documented_codes=(1, 2)),
+    Feature("SEX", "code", "1 male, 2 female", codes=(1, 2), documented_codes=(1, 2),
+            example=2),
     Feature(
         "EDUCATION", "code",
         "1 graduate school, 2 university, 3 high school, 4 others (0, 5, 6 read as 4)",
         codes=(0, 1, 2, 3, 4, 5, 6), documented_codes=(1, 2, 3, 4),
-        fold=((0, 4), (5, 4), (6, 4)),
+        fold=((0, 4), (5, 4), (6, 4)), example=2,
     ),
     Feature(
         "MARRIAGE", "code", "1 married, 2 single, 3 others (0 read as 3)",
-        codes=(0, 1, 2, 3), documented_codes=(1, 2, 3), fold=((0, 3),),
+        codes=(0, 1, 2, 3), documented_codes=(1, 2, 3), fold=((0, 3),), example=2,
     ),
-    Feature("AGE", "integer", "Age in years", minimum=18, maximum=100),
-    _pay_status("PAY_0", _MONTHS[0]),
-    *(_pay_status(f"PAY_{i}", _MONTHS[i - 1]) for i in range(2, 7)),
+    Feature("AGE", "integer", "Age in years", minimum=18, maximum=100, example=26),
+    _pay_status("PAY_0", _MONTHS[0], _EXAMPLE_PAY[0]),
+    *(_pay_status(f"PAY_{i}", _MONTHS[i - 1], _EXAMPLE_PAY[i - 1]) for i in range(2, 7)),
     *(
         Feature(
             f"BILL_AMT{i}", "money", f"Bill statement in {_MONTHS[i - 1]} 2005 (NT$)",
-            minimum=-10_000_000, maximum=100_000_000,
+            minimum=-10_000_000, maximum=100_000_000, example=_EXAMPLE_BILL[i - 1],
         )
         for i in range(1, 7)
     ),
     *(
         Feature(
             f"PAY_AMT{i}", "money", f"Amount paid in {_MONTHS[i - 1]} 2005 (NT$)",
-            minimum=0, maximum=100_000_000,
+            minimum=0, maximum=100_000_000, example=_EXAMPLE_PAID[i - 1],
         )
         for i in range(1, 7)
     ),
@@ -146,6 +157,12 @@ def age_band(age: float) -> str:
         if lo <= age <= hi:
             return label
     return AGE_BANDS[-1][0]
+
+
+def example_record() -> dict[str, float | int]:
+    """One valid client, in contract order: integers for codes and integer fields, floats
+    for money (as the canonical data holds them)."""
+    return {f.name: (int(f.example) if f.integral else float(f.example)) for f in FEATURES}
 
 
 def contract_as_dict() -> dict[str, object]:

@@ -12,7 +12,6 @@ per-call overhead, and is checked against the pipeline on load.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
-from creditrisk.contract import CATEGORICAL, FEATURE_NAMES, contract_as_dict
+from creditrisk.contract import CATEGORICAL, FEATURE_NAMES, contract_as_dict, example_record
 from creditrisk.errors import RegistryError
 from creditrisk.features import OUTPUT_NAMES, FeatureEngineer, engineer, signed_log1p
 
@@ -42,7 +41,6 @@ TRUSTED_TYPES: list[str] = [
     "numpy.abs",
 ]
 
-MODEL_FILE = "model.skops"
 METADATA_KEY = "creditrisk"
 
 
@@ -169,16 +167,10 @@ class ModelMetadata:
 
 
 def input_example() -> Any:
+    """The contract's example client as a one-row frame (MLflow's input example)."""
     import pandas as pd
 
-    row = {
-        "LIMIT_BAL": 120000.0, "SEX": 2, "EDUCATION": 2, "MARRIAGE": 2, "AGE": 26,
-        "PAY_0": -1, "PAY_2": 2, "PAY_3": 0, "PAY_4": 0, "PAY_5": 0, "PAY_6": 2,
-        "BILL_AMT1": 2682.0, "BILL_AMT2": 1725.0, "BILL_AMT3": 2682.0, "BILL_AMT4": 3272.0,
-        "BILL_AMT5": 3455.0, "BILL_AMT6": 3261.0, "PAY_AMT1": 0.0, "PAY_AMT2": 1000.0,
-        "PAY_AMT3": 1000.0, "PAY_AMT4": 1000.0, "PAY_AMT5": 0.0, "PAY_AMT6": 2000.0,
-    }
-    return pd.DataFrame([row], columns=list(FEATURE_NAMES))
+    return pd.DataFrame([example_record()], columns=list(FEATURE_NAMES))
 
 
 def save_model(pipeline: Pipeline, path: Path | str, metadata: ModelMetadata) -> Path:
@@ -375,9 +367,3 @@ def verification_rows(n: int = 16, seed: int = 0) -> np.ndarray:
             lo, hi = f.minimum or 0.0, min(f.maximum or 1e6, 1e6)
             X[:, j] = np.clip(np.round(np.expm1(rng.uniform(0, np.log1p(hi), n))), lo, hi)
     return X
-
-
-def model_summary(model: LoadedModel) -> str:
-    return json.dumps(
-        {"uri": model.uri, "version": model.version, **model.metadata.as_dict()}, indent=2
-    )

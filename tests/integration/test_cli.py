@@ -16,8 +16,10 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "COLUMNS": "200"}
+def cli(*args: str, cwd: Path,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "COLUMNS": "200",
+           **(env or {})}
     return subprocess.run([sys.executable, "-m", "creditrisk", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
 
@@ -54,6 +56,17 @@ def test_bad_inputs_give_one_clear_line_and_no_traceback(tmp_path: Path) -> None
     assert r.returncode == 2 and "error:" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_promote_against_an_unreachable_registry_exits_2(tmp_path: Path) -> None:
+    """An unreachable registry is an error (exit 2), never judged as "no champion"."""
+    from tests.helpers import free_port
+
+    env = {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
+    r = cli("model", "promote", "1", cwd=tmp_path, env=env)
+    assert r.returncode == 2, r.stderr
+    assert "not reachable" in r.stderr and "Traceback" not in r.stderr
+    assert r.stdout == ""
+
+
 def test_fetch_train_promote_show_on_real_data(real_data_path: Path, tmp_path: Path) -> None:
     r = cli("data", "fetch", "--from-file", str(real_data_path), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
@@ -73,6 +86,15 @@ def test_fetch_train_promote_show_on_real_data(real_data_path: Path, tmp_path: P
                 "baseline_test_roc_auc", "threshold", "train_seconds"):
         assert isinstance(metrics[key], float)
     version = result["registered"]["version"]
+
+    r = cli("model", "promote", version, "--dry-run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    dry = json.loads(r.stdout)
+    assert dry["passed"] is True and dry["promoted"] is False
+    r = cli("model", "show", cwd=tmp_path)
+    shown = json.loads(r.stdout)
+    assert shown["aliases"] == {}  # the dry run moved nothing and tagged nothing
+    assert "gate" not in shown["versions"][0]["tags"]
 
     r = cli("model", "promote", version, cwd=tmp_path)
     assert r.returncode == 0, r.stderr

@@ -92,3 +92,14 @@ def test_bad_assignments_and_override_text() -> None:
         parse_assignments(["gate.min_roc_auc"])
     with pytest.raises(ConfigError, match="must be a mapping"):
         parse_overrides("0.7")
+
+
+def test_input_example_is_the_contracts_example_and_valid() -> None:
+    from creditrisk.contract import FEATURES
+    from creditrisk.model import input_example
+    from creditrisk.validation import validate_frame
+
+    example = input_example()
+    assert list(example.columns) == list(FEATURE_NAMES)
+    assert example.iloc[0].tolist() == [f.example for f in FEATURES]
+    assert validate_frame(example, require_target=False).ok

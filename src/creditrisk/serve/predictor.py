@@ -33,8 +33,10 @@ from creditrisk.serve.protocol import (
     new_request_id,
     parse_v1,
     parse_v2,
+    reject,
 )
 from creditrisk.settings import get_settings
+from creditrisk.validation import Rule
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,13 @@ class CreditPredictor(kserve.Model):
         metrics.score_collector().observe(p)
         return {"predictions": p.tolist(), "model_name": self.served.model_name,
                 "model_version": self.served.model_version}
+
+    async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        """Reason codes are the transformer's ``:explain`` (the predictor returns the raw
+        contributions when a v2 request sets the ``explain`` parameter): a clear 404."""
+        raise reject(404, "the predictor has no :explain", "verb", "explain",
+                     "ask the transformer's :explain (or send the v2 parameter "
+                     f"'{EXPLAIN_PARAMETER}': true to /infer)", Rule.REQUEST)
 
     def _score(self, X: np.ndarray, with_contributions: bool) -> list[np.ndarray]:
         """Probabilities (and contributions per input field and bias), observed."""

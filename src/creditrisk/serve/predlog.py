@@ -130,24 +130,28 @@ def _iso(ts: float) -> str:
     return f"{cached[1]}.{us:06d}+00:00"
 
 
+_HEAD = b'{"request_id":%s,"timestamp":"%s","model_name":%s,"model_version":%s,"record":'
+_LINE = _HEAD + _ROW
+
+
 def _encode(b: Batch) -> tuple[str, bytes]:
     """(UTC date, JSON lines) of one batch."""
     stamp = _iso(b.timestamp)
-    head = b"".join((b'{"request_id":', _json_str(str(b.request_id)), b',"timestamp":"',
-                     stamp.encode(), b'","model_name":', _quoted(str(b.model_name)),
-                     b',"model_version":', _quoted(str(b.model_version)), b',"record":'))
+    head = (_json_str(str(b.request_id)), stamp.encode(), _quoted(str(b.model_name)),
+            _quoted(str(b.model_version)))
+    dec, band = b.decision, b.risk_band
     n = len(b.probability)
     if n == 1:
-        nums = [orjson.dumps([*b.X[0].tolist(), float(b.probability[0])])[1:-1]]
-    else:
-        m = np.empty((n, _N + 1), dtype=np.float64)
-        m[:, :_N] = b.X
-        m[:, _N] = b.probability
-        nums = orjson.dumps(m, option=orjson.OPT_SERIALIZE_NUMPY)[2:-2].split(b"],[")
-    dec, band = b.decision, b.risk_band
+        nums = orjson.dumps([*b.X[0].tolist(), float(b.probability[0])])[1:-1].split(b",")
+        return stamp[:10], _LINE % (*head, 0, *nums, _quoted(dec[0]), _quoted(band[0]))
+    m = np.empty((n, _N + 1), dtype=np.float64)
+    m[:, :_N] = b.X
+    m[:, _N] = b.probability
+    rows = orjson.dumps(m, option=orjson.OPT_SERIALIZE_NUMPY)[2:-2].split(b"],[")
+    prefix = _HEAD % head
     return stamp[:10], b"".join([
-        head + _ROW % (i, *row.split(b","), _quoted(dec[i]), _quoted(band[i]))
-        for i, row in enumerate(nums)])
+        prefix + _ROW % (i, *row.split(b","), _quoted(dec[i]), _quoted(band[i]))
+        for i, row in enumerate(rows)])
 
 
 def encode_batch(b: Batch) -> bytes:

@@ -151,6 +151,13 @@ def scenario_kill(role: str, model: str, records: list[dict[str, Any]], args: An
                   read_prediction_log(str(location)))
 
 
+def rss_mib(proc: ServerProcess) -> float:
+    assert proc.proc is not None
+    status = Path(f"/proc/{proc.proc.pid}/status").read_text()
+    m = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+    return int(m.group(1)) / 1024 if m else float("nan")
+
+
 def _metric(text: str, name: str) -> float:
     m = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
     return float(m.group(1)) if m else 0.0
@@ -191,12 +198,14 @@ def scenario_s3(model: str, records: list[dict[str, Any]], args: Any, work: Path
         try:
             time.sleep(args.seconds)
             load.phase = "outage"
+            rss_before = max_rss = rss_mib(t)
             proxy.down()
             end = time.monotonic() + args.s3_outage_s
             while time.monotonic() < end:
                 text = httpx.get(f"{t.url}/metrics").text
                 max_spool = max(max_spool, _metric(
                     text, "creditrisk_prediction_log_spool_bytes"))
+                max_rss = max(max_rss, rss_mib(t))
                 time.sleep(1)
             proxy.up()
             load.phase = "after"
@@ -226,7 +235,8 @@ def scenario_s3(model: str, records: list[dict[str, Any]], args: Any, work: Path
     return report(
         f"S3 unreachable for {args.s3_outage_s:g} s", load, log,
         f"\n   counters before shutdown {counters}, upload errors {errors:.0f}, spool peak "
-        f"{max_spool / 2**20:.1f} MiB, pending 0 after {drained:.1f} s")
+        f"{max_spool / 2**20:.1f} MiB, pending 0 after {drained:.1f} s; transformer RSS "
+        f"{rss_before:.0f} MiB at the outage's start, peak {max_rss:.0f} MiB during it")
 
 
 def main() -> None:

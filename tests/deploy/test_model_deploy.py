@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -19,9 +18,6 @@ from deploy_helpers import docs, manifests_copy, render_overlay, tool
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.integration
-
-CLI = [sys.executable, "-m", "creditrisk"]
-
 
 def test_artifact_uris_map_to_the_servers_destination() -> None:
     from creditrisk.deploy import DeployError, artifact_s3_uri
@@ -70,9 +66,33 @@ def registry(mlflow_server: dict[str, str], monkeypatch: pytest.MonkeyPatch,
     return env
 
 
-def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **env}, check=False)
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _cli(*args: str, env: dict[str, str]) -> Result:
+    """The `creditrisk` command in this process (its environment: ``env`` on top)."""
+    from typer.testing import CliRunner
+
+    from creditrisk.cli import app
+    from creditrisk.settings import reset_settings
+
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    reset_settings()
+    try:
+        r = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        reset_settings()
+    return Result(r.exit_code, r.stdout, r.stderr)
 
 
 def _s3_has(env: dict[str, str], uri: str) -> bool:

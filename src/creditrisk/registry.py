@@ -26,7 +26,7 @@ from creditrisk.errors import RegistryError
 from creditrisk.evaluation import classification_metrics
 from creditrisk.model import LoadedModel, load_model_dir
 from creditrisk.rundir import MODEL_ARTIFACT, REFERENCE_ARTIFACT, TEST_SPLIT_ARTIFACT, RunDir
-from creditrisk.settings import configure_mlflow, get_settings
+from creditrisk.settings import configure_mlflow, get_settings, registry_uri
 
 HISTORY_TAG = "champion_history"
 
@@ -163,7 +163,7 @@ def load_model(uri: str | Path | None = None) -> LoadedModel:
     source = uri
     if uri.startswith("models:/"):
         name, version = _resolve_version(uri)
-        source = f"models:/{name}/{version}"
+        source = registry_uri(name, version=version)
     try:
         path = mlflow.artifacts.download_artifacts(artifact_uri=source,
                                                    dst_path=tempfile.mkdtemp(prefix="model-"))

@@ -6,11 +6,13 @@ lives here, once. Each field is overridable by an environment variable with the
 ``CREDITRISK_`` prefix (``CREDITRISK_MODEL_NAME=...``); ``MLFLOW_TRACKING_URI`` is read
 as MLflow itself reads it.
 
-Use :func:`get_settings`; it builds the object once per process.
+Use :func:`get_settings`; it reads the environment on first use (not at import) and
+keeps the object for the process; :func:`override_settings` changes it explicitly.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
@@ -135,11 +137,11 @@ class Settings(BaseSettings):
     @property
     def champion_uri(self) -> str:
         """``models:/<name>@<alias>``: the registry URI of the champion."""
-        return f"models:/{self.model_name}@{self.champion_alias}"
+        return registry_uri(self.model_name, alias=self.champion_alias)
 
     def version_uri(self, version: str | int) -> str:
         """``models:/<name>/<version>``: the registry URI of one version."""
-        return f"models:/{self.model_name}/{version}"
+        return registry_uri(self.model_name, version=version)
 
     @property
     def prediction_log_location(self) -> str:
@@ -148,6 +150,15 @@ class Settings(BaseSettings):
     @property
     def prediction_log_spool_path(self) -> Path:
         return self.prediction_log_spool_dir or self.home / "prediction-log-spool"
+
+
+def registry_uri(name: str, *, version: str | int | None = None,
+                 alias: str | None = None) -> str:
+    """The one spelling of a model registry URI: ``models:/<name>/<version>`` or
+    ``models:/<name>@<alias>``."""
+    if (version is None) == (alias is None):
+        raise ValueError("a registry URI names a version or an alias")
+    return f"models:/{name}/{version}" if version is not None else f"models:/{name}@{alias}"
 
 
 _current: Settings | None = None
@@ -187,6 +198,15 @@ def configure_mlflow(tracking_uri: str | None = None) -> str:
     uri = settings.tracking_uri
     if uri.startswith("sqlite:///"):
         settings.home.mkdir(parents=True, exist_ok=True)
+    # MLflow's setters also export the URI to os.environ (for subprocesses); undo that:
+    # this process's URI is set by this explicit call, and a library call leaves the
+    # environment as it found it.
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     return uri

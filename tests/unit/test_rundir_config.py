@@ -103,3 +103,26 @@ def test_input_example_is_the_contracts_example_and_valid() -> None:
     assert list(example.columns) == list(FEATURE_NAMES)
     assert example.iloc[0].tolist() == [f.example for f in FEATURES]
     assert validate_frame(example, require_target=False).ok
+
+
+def test_an_explicit_tracking_uri_leaves_the_environment_alone(tmp_path: Path) -> None:
+    """Library calls do not write os.environ: the MLflow URI is set by an explicit call."""
+    import os
+
+    import mlflow
+
+    from creditrisk.settings import configure_mlflow, get_settings, registry_uri
+
+    before = dict(os.environ)
+    uri = f"sqlite:///{tmp_path / 'explicit.db'}"
+    assert configure_mlflow(uri) == uri
+    assert mlflow.get_tracking_uri() == uri and get_settings().tracking_uri == uri
+    assert dict(os.environ) == before
+    assert configure_mlflow() == uri  # the process keeps the URI it was given
+    assert dict(os.environ) == before
+    name = get_settings().model_name
+    assert registry_uri("m", version=3) == "models:/m/3"
+    assert get_settings().version_uri(3) == registry_uri(name, version=3) == f"models:/{name}/3"
+    assert get_settings().champion_uri == registry_uri(name, alias="champion")
+    with pytest.raises(ValueError, match="a version or an alias"):
+        registry_uri(name)

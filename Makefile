@@ -11,7 +11,7 @@ OUT ?= outputs/train
 
 .PHONY: help install data train demo test test-all test-unit lint typecheck \
         pipelines pipeline-local serve bench clean system-deps tools \
-        sync-monitoring kind-up kind-down
+        sync-monitoring kind-up kind-down images bench-batch
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -59,6 +59,12 @@ CHAMPION = $$($(PY) -c "from creditrisk.settings import get_settings; print(get_
 
 bench: install  ## serving benchmark vs the stock KServe chain (@champion; wrk if installed)
 	$(PY) benchmarks/serving_bench.py --model_dir $(CHAMPION)
+
+images: install  ## build the serving and training images (names from creditrisk.settings)
+	PY=$(PY) scripts/build-images.sh $(IMAGES_ARGS)
+
+bench-batch: install  ## scale-out batch scoring: 1,000,000 synthetic clients, 4 shards (kfp.local)
+	$(PY) benchmarks/batch_scale_bench.py --rows 1000000 --shards 4
 
 system-deps:  ## Debian tools the tests run for real (prometheus, pushgateway, postgresql, chromium)
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

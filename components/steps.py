@@ -206,32 +206,85 @@ def not_promoted(decision: Input[Artifact]) -> str:
     return ""
 
 
+# --- batch scoring at scale: shard → score each shard (ParallelFor) → gather -----------
+
+
 @dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
-def batch_score(
+def shard_input(
     input_uri: str,
-    output_uri: str,
+    shards: int,
     model_uri: str,
     tracking_uri: str,
+    shard_files: Output[Dataset],
+    plan: Output[Artifact],
+) -> list:
+    """Check the model loads and pin its version, read and validate the clients file
+    (local path or s3://) once and cut it into `shards` Parquet files; returns the shard
+    indexes the ParallelFor fans out over."""
+    from creditrisk import stages
+
+    with stages.step_errors("shard-input"):
+        result = stages.shard_input(input_uri=input_uri, shards=shards,
+                                    shards_dir=shard_files.path, plan_path=plan.path,
+                                    model_uri=model_uri, tracking_uri=tracking_uri)
+    shard_files.metadata.update({"rows": result["rows"], "shards": shards})
+    plan.metadata.update({"format": "json", "model_uri": result["model_uri"],
+                          "model_version": result["model_version"] or ""})
+    return [s["index"] for s in result["shards"]]
+
+
+@dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
+def score_shard(
+    shard_files: Input[Dataset],
+    plan: Input[Artifact],
+    shard: int,
+    tracking_uri: str,
+    scored: Output[Dataset],
+):
+    """Score one shard with the plan's pinned model: probability, decision and risk
+    band per client."""
+    from creditrisk import stages
+
+    with stages.step_errors("score-shard"):
+        result = stages.batch_score_shard(shards_dir=shard_files.path, plan_path=plan.path,
+                                          shard=shard, scored_path=scored.path,
+                                          tracking_uri=tracking_uri)
+    scored.metadata.update({"shard": result["shard"], "rows": result["rows"],
+                            "model_version": result["model_version"] or "",
+                            "scoring_seconds": result["seconds"]})
+
+
+@dsl.component(base_image=TRAIN_IMAGE, install_kfp_package=False)
+def gather_scores(
+    plan: Input[Artifact],
+    scored_shards: Input[list[Dataset]],
+    output_uri: str,
     run_id: str,
     scored: Output[Dataset],
     summary: Output[Artifact],
     metrics: Output[Metrics],
 ):
-    """Score a file of clients (local path or s3://) with @champion (or model_uri):
-    probability, decision and risk band per client, and a summary."""
+    """Gather the scored shards in input order (every input row exactly once), write the
+    scored file (also to output_uri when set) and the summary."""
     from creditrisk import stages
+    from creditrisk.errors import DataError
 
-    with stages.step_errors("batch-score"):
-        result = stages.batch_score(
-            input_uri=input_uri, scored_path=scored.path, summary_path=summary.path,
-            model_uri=model_uri, tracking_uri=tracking_uri, output_uri=output_uri,
-            run_id=run_id,
-        )
+    with stages.step_errors("gather-scores"):
+        parts = {}
+        for part in scored_shards:
+            index = int(part.metadata["shard"])
+            if index in parts:
+                raise DataError(f"shard {index} was scored twice")
+            parts[index] = part.path
+        result = stages.gather_scores(plan_path=plan.path, parts=parts,
+                                      scored_path=scored.path, summary_path=summary.path,
+                                      output_uri=output_uri, run_id=run_id)
     scored.metadata.update({"rows": result["rows"], "model_uri": result["model_uri"],
                             "model_version": result["model_version"] or "",
-                            "output": result.get("output", "")})
+                            "shards": result["shards"], "output": result.get("output", "")})
     summary.metadata["format"] = "json"
     metrics.log_metric("rows", float(result["rows"]))
+    metrics.log_metric("shards", float(result["shards"]))
     for key in ("mean_probability", "decline_rate"):
         if result[key] is not None:
             metrics.log_metric(key, float(result[key]))

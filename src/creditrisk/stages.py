@@ -442,8 +442,6 @@ def batch_score(
     is set, also there (CSV if it ends in ``.csv``, else Parquet); ``{run_id}`` and
     ``{date}`` in ``output_uri`` are replaced, so a recurring run keeps every result.
     """
-    import pandas as pd
-
     from creditrisk import registry
     from creditrisk.scoring import score_file
 
@@ -455,16 +453,141 @@ def batch_score(
     summary = {"input": input_uri, "model_uri": model.uri, "model_version": model.version,
                **summary}
     if output_uri:
-        target = output_uri.replace("{run_id}", run_id or "local").replace(
-            "{date}", datetime.now(UTC).strftime("%Y-%m-%d"))
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp) / Path(target).name
-            if target.endswith(".csv"):
-                pd.read_parquet(scored_path).to_csv(local, index=False)
-            else:
-                shutil.copyfile(scored_path, local)
-            summary["output"] = upload(local, target)
+        summary["output"] = _write_scored_output(scored_path, output_uri, run_id)
     _write_json(summary_path, summary)
     log(f"scored {summary['rows']} clients: decline rate {summary['decline_rate']}, "
         f"bands {summary['risk_bands']}")
     return summary
+
+
+# --------------------------------------------------------------------------------------
+# Batch scoring at scale: shard, score each shard (a KFP ParallelFor), gather
+# --------------------------------------------------------------------------------------
+
+
+def _pinned_model_uri(uri: str, version: str | None) -> str:
+    """``models:/name@alias`` → ``models:/name/<version>`` (every shard scores with the
+    version the alias pointed to when the run started); other URIs as they are."""
+    if uri.startswith("models:/") and version:
+        name = uri.removeprefix("models:/").split("@")[0].split("/")[0]
+        return f"models:/{name}/{version}"
+    return uri
+
+
+def shard_input(
+    *,
+    input_uri: str,
+    shards: int,
+    shards_dir: Path | str,
+    plan_path: Path | str,
+    model_uri: str = "",
+    tracking_uri: str = "",
+) -> dict[str, Any]:
+    """Plan a scaled-out scoring run: check the model loads, pin its version, read and
+    validate the clients file once and cut it into ``shards`` contiguous Parquet files.
+
+    Writes the shard files to ``shards_dir`` and the plan (input, rows, row ranges, the
+    pinned model URI and version) to ``plan_path``; returns the plan. Fails before any
+    shard is scored on a bad shard count, an unreadable input or a model that does not
+    load.
+    """
+    from creditrisk import registry
+    from creditrisk.data import load_dataset
+    from creditrisk.scoring import write_shards
+
+    if not 1 <= shards <= 10_000:
+        raise ConfigError(f"shards: {shards} is not a shard count between 1 and 10000")
+    uri = use_tracking_uri(tracking_uri)
+    model = registry.load_model(model_uri or None)
+    pinned = _pinned_model_uri(model.uri, model.version)
+    log(f"model: {model.uri} (version {model.version}) from {registry.redact_uri(uri)}; "
+        f"shards score {pinned}")
+    with local_copy(input_uri) as src:
+        frame = load_dataset(src, require_target=False)
+    parts = write_shards(frame, shards_dir, shards)
+    plan = {"input": input_uri, "rows": len(frame), "shards": parts,
+            "model_uri": pinned, "model_version": model.version}
+    _write_json(plan_path, plan)
+    log(f"{len(frame)} clients in {shards} shards of "
+        f"{min(p['rows'] for p in parts)}-{max(p['rows'] for p in parts)} rows")
+    return plan
+
+
+def batch_score_shard(
+    *,
+    shards_dir: Path | str,
+    plan_path: Path | str,
+    shard: int,
+    scored_path: Path | str,
+    tracking_uri: str = "",
+) -> dict[str, Any]:
+    """Score one shard of a plan (:func:`shard_input`) with the plan's pinned model into
+    ``scored_path`` (Parquet); returns the shard index, rows and model version."""
+    import pandas as pd
+
+    from creditrisk import registry
+    from creditrisk.scoring import score_frame, shard_file
+
+    plan = json.loads(Path(plan_path).read_text())
+    if shard not in {s["index"] for s in plan["shards"]}:
+        raise ConfigError(f"shard {shard} is not in the plan (0..{len(plan['shards']) - 1})")
+    use_tracking_uri(tracking_uri)
+    model = registry.load_model(plan["model_uri"])
+    frame = pd.read_parquet(Path(shards_dir) / shard_file(shard))
+    t0 = time.perf_counter()
+    scored = score_frame(model, frame)
+    seconds = time.perf_counter() - t0
+    Path(scored_path).parent.mkdir(parents=True, exist_ok=True)
+    scored.to_parquet(scored_path, index=False)
+    log(f"shard {shard}: scored {len(scored)} clients in {seconds:.2f} s")
+    return {"shard": shard, "rows": len(scored), "model_version": model.version,
+            "seconds": round(seconds, 3)}
+
+
+def gather_scores(
+    *,
+    plan_path: Path | str,
+    parts: dict[int, Path | str],
+    scored_path: Path | str,
+    summary_path: Path | str,
+    output_uri: str = "",
+    run_id: str = "",
+) -> dict[str, Any]:
+    """Gather the scored shards (index → Parquet path) in input order into
+    ``scored_path``, check that every input row was scored exactly once, write the
+    summary and, when ``output_uri`` is set, the scored file there (as
+    :func:`batch_score`)."""
+    from creditrisk.scoring import gather_scored, summarise
+
+    plan = json.loads(Path(plan_path).read_text())
+    try:
+        scored = gather_scored(parts, plan["shards"], scored_path)
+    except ValueError as exc:
+        raise DataError(str(exc)) from exc
+    if len(scored) != plan["rows"]:
+        raise DataError(f"gathered {len(scored)} scored rows for {plan['rows']} input rows")
+    summary = {"input": plan["input"], "model_uri": plan["model_uri"],
+               "model_version": plan["model_version"], "shards": len(plan["shards"]),
+               **summarise(scored)}
+    if output_uri:
+        summary["output"] = _write_scored_output(scored_path, output_uri, run_id)
+    _write_json(summary_path, summary)
+    log(f"gathered {summary['rows']} clients from {summary['shards']} shards: decline rate "
+        f"{summary['decline_rate']}, bands {summary['risk_bands']}")
+    return summary
+
+
+def _write_scored_output(scored_path: Path | str, output_uri: str, run_id: str) -> str:
+    """Copy the scored Parquet file to ``output_uri`` (CSV if it ends in ``.csv``), with
+    ``{run_id}`` and ``{date}`` replaced; returns where it went."""
+    import pandas as pd
+
+    target = output_uri.replace("{run_id}", run_id or "local").replace(
+        "{date}", datetime.now(UTC).strftime("%Y-%m-%d"))
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / Path(target).name
+        if target.endswith(".csv"):
+            pd.read_parquet(scored_path).to_csv(local, index=False)
+        else:
+            shutil.copyfile(scored_path, local)
+        return upload(local, target)

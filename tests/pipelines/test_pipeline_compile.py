@@ -116,7 +116,7 @@ def test_training_dag_and_caching_policy() -> None:
 
 @pytest.mark.parametrize("stem,steps", [
     ("training-cluster", {"ingest", "gate", "register-and-promote"}),
-    ("batch-scoring-cluster", {"batch-score"}),
+    ("batch-scoring-cluster", {"shard-input", "score-shard", "gather-scores"}),
 ])
 def test_cluster_variant_takes_credentials_from_secrets(stem: str, steps: set[str]) -> None:
     spec, platform = _spec(stem)

@@ -74,7 +74,7 @@ def test_batch_scoring_without_a_champion(tmp_path: Path, real_data_path: Path) 
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: pipeline creditrisk-batch-scoring failed in step "
-                           "'batch-score': ")
+                           "'shard-input': ")
     assert "models:/credit-default@champion" in last
 
 

@@ -118,7 +118,7 @@ def test_submit_recurring_batch_scoring(kfp_endpoint) -> None:
     assert job["no_catchup"] is True
     spec, platform = _spec(job)
     assert spec["pipelineInfo"]["name"] == "creditrisk-batch-scoring-cluster"
-    assert "exec-batch-score" in platform["platforms"]["kubernetes"]["deploymentSpec"][
+    assert "exec-score-shard" in platform["platforms"]["kubernetes"]["deploymentSpec"][
         "executors"]
     params = job["runtime_config"]["parameters"]
     assert params["input_uri"] == "s3://incoming/clients.csv"

@@ -7,7 +7,7 @@ else aiohttp): single-record requests at 8 connections (requests/s, p50, p99) an
 unless ``--batch_seconds 0``, 1,000-record requests at 2 connections. At the end, the
 records each logged variant wrote against the records it answered.
 
-    python benchmarks/predlog_bench.py --model_dir path/to/model [--rounds 3] [--seconds 10]
+    python benchmarks/predlog_bench.py --model_dir path/to/model [--rounds 6] [--seconds 6]
 
 Targets: p99 with the log on <= 1.5 x p99 with it off; requests/s within 10 %.
 """
@@ -68,9 +68,9 @@ def main() -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model_dir", required=True, help="saved model directory or a "
                     f"registry URI such as models:/{MODEL}@champion")
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=int, default=10)
-    ap.add_argument("--batch_seconds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--seconds", type=int, default=6)
+    ap.add_argument("--batch_seconds", type=int, default=3)
     ap.add_argument("--no_s3", action="store_true", help="skip the s3:// variant")
     args = ap.parse_args()
 
@@ -153,9 +153,14 @@ def main() -> None:
         if name == "off":
             continue
         s = single[name]
+        # paired: each round's ratio against the 'off' run next to it, then the median
+        p99_pairs = [x.p99_ms / o.p99_ms for x, o in zip(s, base, strict=True)]
+        rps_pairs = [x.rps / o.rps for x, o in zip(s, base, strict=True)]
         print(f"{name} / off: p99 x{med([x.p99_ms for x in s]) / med([x.p99_ms for x in base]):.2f}"
-              f" (target <= 1.5), req/s x{med([x.rps for x in s]) / med([x.rps for x in base]):.3f}"
-              " (target >= 0.90)")
+              f" (paired median x{med(p99_pairs):.2f}; target <= 1.5), req/s "
+              f"x{med([x.rps for x in s]) / med([x.rps for x in base]):.3f} (paired median "
+              f"x{med(rps_pairs):.3f}; target >= 0.90), transformer CPU/request "
+              f"x{med(cpu[name]) / med(cpu['off']):.3f}")
     for name, n in answered.items():
         print(f"records in the {name} log after shutdown (warm-ups included): {n}")
     print(f"(logs in {work})")

@@ -48,18 +48,22 @@ OutputOpt = Annotated[str | None, typer.Option(
     "{run_id} and {date} are replaced).")]
 ModelOpt = Annotated[str | None, typer.Option(
     "--model", help="batch-scoring: model URI (default: @champion).")]
+ShardsOpt = Annotated[int | None, typer.Option(
+    "--shards", help="batch-scoring: shards the input is cut into, each scored by its own "
+    "task (default: the pipeline's, 4).")]
 
 
 def _arguments(pipeline: Pipeline, *, data: str | None, config: str | None,
                tracking_uri: str | None, assignments: list[str] | None,
                input_uri: str | None, output_uri: str | None, model_uri: str | None,
-               for_cluster: bool) -> dict[str, Any]:
+               for_cluster: bool, shards: int | None = None) -> dict[str, Any]:
     from creditrisk.config import parse_assignments
     from creditrisk.orchestration import PipelineError, training_arguments
 
     if pipeline is Pipeline.training:
-        if input_uri or output_uri or model_uri:
-            raise PipelineError("--input/--output/--model are options of batch-scoring")
+        if input_uri or output_uri or model_uri or shards is not None:
+            raise PipelineError("--input/--output/--model/--shards are options of "
+                                "batch-scoring")
         return training_arguments(data=data, config=config, tracking_uri=tracking_uri,
                                   overrides=parse_assignments(assignments),
                                   inline_config=for_cluster)
@@ -69,8 +73,11 @@ def _arguments(pipeline: Pipeline, *, data: str | None, config: str | None,
         raise PipelineError("batch-scoring needs --input PATH (or s3://bucket/key)")
     if "://" not in input_uri and not for_cluster:
         input_uri = str(Path(input_uri).resolve())
-    return {"input_uri": input_uri, "output_uri": output_uri or "",
-            "model_uri": model_uri or "", "tracking_uri": tracking_uri or ""}
+    args: dict[str, Any] = {"input_uri": input_uri, "output_uri": output_uri or "",
+                            "model_uri": model_uri or "", "tracking_uri": tracking_uri or ""}
+    if shards is not None:
+        args["shards"] = shards
+    return args
 
 
 @pipeline_app.command("run")
@@ -87,6 +94,7 @@ def run(
     input_uri: InputOpt = None,
     output_uri: OutputOpt = None,
     model_uri: ModelOpt = None,
+    shards: ShardsOpt = None,
     quiet: Annotated[bool, typer.Option(help="Do not stream the steps' logs.")] = False,
 ) -> None:
     """Run a pipeline locally and print its outputs (JSON on stdout; step logs on stderr).
@@ -103,7 +111,7 @@ def run(
     args = _arguments(pipeline, data=data, config=config, tracking_uri=tracking_uri,
                       assignments=assignments,
                       input_uri=input_uri, output_uri=output_uri, model_uri=model_uri,
-                      for_cluster=False)
+                      for_cluster=False, shards=shards)
     with open(os.devnull, "w") as devnull:
         result = orchestration.run_local(pipeline.value, args,
                                          log_stream=devnull if quiet else sys.stderr)
@@ -132,6 +140,7 @@ def submit(
     input_uri: InputOpt = None,
     output_uri: OutputOpt = None,
     model_uri: ModelOpt = None,
+    shards: ShardsOpt = None,
     run_name: Annotated[str | None, typer.Option(help="Name of the run.")] = None,
     namespace: Annotated[str | None, typer.Option(help="Kubeflow namespace "
                                                        "(multi-user installs).")] = None,
@@ -159,7 +168,7 @@ def submit(
     args = _arguments(pipeline, data=data, config=config, tracking_uri=tracking_uri,
                       assignments=assignments,
                       input_uri=input_uri, output_uri=output_uri, model_uri=model_uri,
-                      for_cluster=True)
+                      for_cluster=True, shards=shards)
     if pipeline is Pipeline.training and "://" not in (data or ""):
         args["data_uri"] = data  # a path inside the cluster (a volume), as given
     if not portable:

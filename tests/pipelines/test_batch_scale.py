@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pipeline_helpers import run_cli
 
 from creditrisk import orchestration
 from creditrisk.contract import ID_COLUMN, TARGET
@@ -82,14 +83,12 @@ def test_parallel_for_scores_every_row_exactly_once(tmp_path: Path, model_dir: P
 
 @pytest.mark.integration
 def test_bad_shard_count_fails_before_scoring(tmp_path: Path, model_dir: Path) -> None:
+    """`creditrisk pipeline run batch-scoring --shards 0`: one clear line, exit 2."""
     src = tmp_path / "clients.csv"
     synthetic_frame(20, seed=1).to_csv(src, index=False)
-    with pytest.raises(orchestration.PipelineError) as err, open(os.devnull, "w") as devnull:
-        orchestration.run_local(
-            "batch-scoring",
-            {"input_uri": str(src), "output_uri": "", "model_uri": str(model_dir),
-             "tracking_uri": "", "shards": 0},
-            log_stream=devnull)
-    assert str(err.value) == (
-        "pipeline creditrisk-batch-scoring failed in step 'shard-input': "
+    proc = run_cli("run", "batch-scoring", "--input", str(src), "--model", str(model_dir),
+                   "--shards", "0")
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: pipeline creditrisk-batch-scoring failed in step 'shard-input': "
         "shards: 0 is not a shard count between 1 and 10000")

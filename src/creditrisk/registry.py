@@ -156,7 +156,13 @@ def load_model(uri: str | Path | None = None) -> LoadedModel:
     local = Path(uri)
     if "://" not in uri and local.exists():
         return load_model_dir(local, uri=uri)
-    import mlflow
+    try:
+        import mlflow
+    except ImportError:  # the serving image: core + `serve` extra, no MLflow client
+        raise RegistryError(
+            f"cannot load {uri}: no MLflow client installed here (it comes with the "
+            "'train' extra); give a model directory instead (--model_dir /mnt/models)"
+        ) from None
 
     configure_mlflow()
     version = None

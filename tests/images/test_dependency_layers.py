@@ -115,3 +115,25 @@ def test_every_pin_is_the_lock_pin() -> None:
         if "==" in req:
             name, version = _name(req), req.split("==", 1)[1].split(";")[0].strip()
             assert lock.get(name) == version, f"{req}: constraints.txt pins {lock.get(name)}"
+
+
+def test_a_registry_uri_without_mlflow_is_a_clear_error() -> None:
+    proc = _python(
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'mlflow':\n"
+        "            raise ImportError(name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from creditrisk.errors import RegistryError\n"
+        "from creditrisk.registry import load_model\n"
+        "try:\n"
+        "    load_model('models:/credit-default@champion')\n"
+        "except RegistryError as exc:\n"
+        "    print(exc)\n"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == (
+        "cannot load models:/credit-default@champion: no MLflow client installed here (it "
+        "comes with the 'train' extra); give a model directory instead "
+        "(--model_dir /mnt/models)")

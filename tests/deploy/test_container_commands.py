@@ -176,6 +176,14 @@ def _check_http_probes(c: dict[str, Any], port: int) -> None:
             assert _get(f"http://127.0.0.1:{port}{get['path']}") == 200, (c["name"], probe)
 
 
+def _pg_binary(name: str) -> str:
+    """A PostgreSQL server binary: PATH, else Debian's versioned directory."""
+    found = shutil.which(name) or next(
+        (str(p) for p in sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+                                reverse=True)), None)
+    return found or require_binary(name, "apt-get install postgresql")
+
+
 def _as_postgres(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
 
@@ -199,9 +207,7 @@ def cluster(rendered: dict[str, str], s3_server: dict[str, str],
 def postgres(cluster: Cluster) -> Iterator[None]:
     """The PostgreSQL container's arguments on the local postgres binary, with the first
     start's role and database (the image's entrypoint) made from the Secret."""
-    pg = require_binary("postgres", "apt-get install postgresql")
-    initdb = require_binary("initdb", "apt-get install postgresql")
-    psql = require_binary("psql", "apt-get install postgresql")
+    pg, initdb, psql = (_pg_binary(n) for n in ("postgres", "initdb", "psql"))
     con = cluster.container("Deployment", "creditrisk-postgres", "postgres")
     # user postgres must reach its directories: not under pytest's root-only tmp folders
     pg_root = Path(tempfile.mkdtemp(prefix="creditrisk-pg-"))

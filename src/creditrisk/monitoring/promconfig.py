@@ -137,14 +137,21 @@ def _start(name: str, cmd: list[str], port: int, workdir: Path, timeout_s: float
 
 
 def start_pushgateway(*, workdir: Path, port: int | None = None, binary: str | None = None,
-                      timeout_s: float = 30.0) -> Process:
-    """``prometheus-pushgateway`` on 127.0.0.1:``port`` (default: a free port)."""
+                      persistence_file: Path | None = None, timeout_s: float = 30.0
+                      ) -> Process:
+    """``prometheus-pushgateway`` on 127.0.0.1:``port`` (default: a free port).
+
+    Metrics live in memory unless ``persistence_file`` is given. (Debian's build
+    defaults to ``/var/lib/prometheus/pushgateway.data``, shared by every gateway on the
+    machine: a new gateway would start with the metrics an earlier one pushed.)
+    """
     from creditrisk.serve.local import free_port
 
     port = port or free_port()
     exe = _binary("prometheus-pushgateway", binary)
-    return _start("pushgateway", [exe, f"--web.listen-address=127.0.0.1:{port}"], port,
-                  Path(workdir), timeout_s)
+    persist = str(Path(persistence_file).resolve()) if persistence_file else ""
+    cmd = [exe, f"--web.listen-address=127.0.0.1:{port}", f"--persistence.file={persist}"]
+    return _start("pushgateway", cmd, port, Path(workdir), timeout_s)
 
 
 def start_prometheus(config: Path, *, workdir: Path, port: int | None = None,

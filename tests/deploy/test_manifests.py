@@ -255,3 +255,24 @@ def test_the_sync_check_notices_a_changed_copy(tmp_path: Path) -> None:
     assert any("stale" in d for d in sync_monitoring(tmp_path, check=True))
     sync_monitoring(tmp_path)
     assert not (tmp_path / KUSTOMIZE_DIR / "dashboards" / "a.json").exists()
+
+
+def test_chart_with_an_external_s3_and_existing_secrets() -> None:
+    from deploy_helpers import render_chart
+
+    objs = docs(render_chart("--set", "minio.enabled=false", "--set", "s3.endpoint=s3.example.com",
+                             "--set", "s3.useHttps=1", "--set", "s3.existingSecret=my-s3",
+                             "--set", "postgres.existingSecret=my-pg"))
+    names = {(d["kind"], d["metadata"]["name"]) for d in objs}
+    assert ("Deployment", "creditrisk-minio") not in names
+    assert ("Secret", "creditrisk-s3") not in names and ("Secret", "creditrisk-postgres") \
+        not in names
+    config = next(d for d in objs if d["kind"] == "ConfigMap"
+                  and d["metadata"]["name"] == "creditrisk-config")
+    assert config["data"]["MLFLOW_S3_ENDPOINT_URL"] == "https://s3.example.com"
+    sa = next(d for d in objs if d["kind"] == "ServiceAccount"
+              and d["metadata"]["name"] == "creditrisk-serving")
+    assert sa["secrets"] == [{"name": "my-s3"}]
+    refs = {e["valueFrom"]["secretKeyRef"]["name"] for d in objs for _, _, c in containers(d)
+            for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
+    assert refs == {"my-s3", "my-pg"}

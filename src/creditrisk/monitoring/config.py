@@ -100,6 +100,9 @@ class RetrainConfig(_Strict):
     on_drift: bool = False
     #: At most one retraining per this many hours (state: a registered-model tag).
     cooldown_hours: float = Field(24.0, ge=0)
+    #: Training data of the retraining run (a path, or an s3:// URI on a cluster);
+    #: default: the canonical data file of `creditrisk data fetch`.
+    data: str | None = None
 
 
 class MonitoringConfig(_Strict):

@@ -226,7 +226,7 @@ def drift_job(*, current: str, out: Path, reference: str | None = None,
                                  window=report["window"],
                                  cooldown_hours=cfg.retrain.cooldown_hours,
                                  kfp_host=kfp_host, config=train_config,
-                                 starter=retrain_starter)
+                                 data=cfg.retrain.data, starter=retrain_starter)
         report["retrain"] = decision.as_dict()
         _write_json(out / RETRAIN_JSON, decision.as_dict())
         _write_json(out / DRIFT_JSON, report)

@@ -67,14 +67,16 @@ def _record(state: dict[str, Any]) -> None:
         raise RegistryError(f"cannot record the retraining on {name!r}: {exc}") from exc
 
 
-def start_local(reason: dict[str, Any], config: str | None) -> dict[str, Any]:
+def start_local(reason: dict[str, Any], config: str | None, data: str | None = None
+                ) -> dict[str, Any]:
     """The training pipeline on the KFP local runner; the new version (if any) is tagged
     with the reason."""
     from creditrisk import orchestration
     from creditrisk.registry import _client
     from creditrisk.settings import get_settings
 
-    run = orchestration.run_local("training", orchestration.training_arguments(config=config))
+    run = orchestration.run_local("training", orchestration.training_arguments(
+        data=data, config=config))
     summary = orchestration.summarise_training(run)
     version = summary.get("model_version")
     if version:
@@ -84,13 +86,14 @@ def start_local(reason: dict[str, Any], config: str | None) -> dict[str, Any]:
             "gate": summary.get("gate"), "outputs_dir": summary.get("outputs_dir")}
 
 
-def start_cluster(reason: dict[str, Any], config: str | None, host: str) -> dict[str, Any]:
+def start_cluster(reason: dict[str, Any], config: str | None, host: str,
+                  data: str | None = None) -> dict[str, Any]:
     """The training pipeline submitted to Kubeflow Pipelines at ``host``; the run's name
     carries the time and the reason is in the registered model's tag."""
     from creditrisk import orchestration
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    args = orchestration.training_arguments(config=config, inline_config=True)
+    args = orchestration.training_arguments(data=data, config=config, inline_config=True)
     return orchestration.submit("training", args, host=host,
                                 run_name=f"retrain-on-drift-{stamp}")
 
@@ -100,7 +103,8 @@ Starter = Callable[[dict[str, Any]], dict[str, Any]]
 
 def maybe_retrain(*, drifted_features: list[str], window: dict[str, str] | None,
                   cooldown_hours: float, kfp_host: str | None = None,
-                  config: str | None = None, now: dt.datetime | None = None,
+                  config: str | None = None, data: str | None = None,
+                  now: dt.datetime | None = None,
                   starter: Starter | None = None) -> RetrainDecision:
     """Start the training pipeline unless the last retraining is within the cool-down.
 
@@ -124,8 +128,8 @@ def maybe_retrain(*, drifted_features: list[str], window: dict[str, str] | None,
     if starter is None:
         def starter(r: dict[str, Any]) -> dict[str, Any]:
             if kfp_host:
-                return start_cluster(r, config, kfp_host)
-            return start_local(r, config)
+                return start_cluster(r, config, kfp_host, data)
+            return start_local(r, config, data)
     try:
         run = starter(reason)
     except BaseException:

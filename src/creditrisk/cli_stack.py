@@ -114,9 +114,14 @@ def up(
     from creditrisk.stack.core import up as stack_up
 
     t0 = time.monotonic()
+    last = [""]
     with console.status("starting the local stack") as status:
         def progress(msg: str) -> None:
-            status.update(f"{msg}  [dim]({time.monotonic() - t0:.0f} s)[/]")
+            elapsed = f"{time.monotonic() - t0:4.0f} s"
+            if msg != last[0]:  # one line per step, the spinner for the current one
+                console.print(f"[dim]{elapsed}[/]  {msg}", highlight=False)
+                last[0] = msg
+            status.update(f"{msg}  [dim]({elapsed.strip()})[/]")
 
         facts = stack_up(config=config, data=data, state_dir=state_dir,
                          s3_endpoint=s3_endpoint, records=records, progress=progress,

@@ -291,7 +291,6 @@ def _run_training(layout: StackLayout, *, data_path: str, config: Path | None,
     if config is not None:
         cmd += ["--config", str(config.resolve())]
     log_path = layout.logs / "training.log"
-    t0 = time.monotonic()
     with log_path.open("w") as log, tempfile.TemporaryFile("w+") as out:
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
@@ -303,8 +302,7 @@ def _run_training(layout: StackLayout, *, data_path: str, config: Path | None,
                     m = _STEP.search(line)
                     if m:
                         step = m.group(1)
-                progress(f"training pipeline (KFP local runner): step {step} "
-                         f"({time.monotonic() - t0:.0f} s)")
+                progress(f"training pipeline (KFP local runner): step {step}")
                 time.sleep(1.0)
         out.seek(0)
         stdout = out.read()

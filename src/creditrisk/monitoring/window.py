@@ -52,7 +52,8 @@ class Window:
 
     def dates(self) -> list[str]:
         """The ``YYYY-MM-DD`` partitions that can hold records of the window."""
-        d, last = self.start.astimezone(dt.UTC).date(), self.end.astimezone(dt.UTC).date()
+        d = self.start.astimezone(dt.UTC).date()
+        last = (self.end - dt.timedelta(microseconds=1)).astimezone(dt.UTC).date()  # exclusive
         out = []
         while d <= last:
             out.append(d.isoformat())

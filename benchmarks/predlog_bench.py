@@ -1,6 +1,7 @@
 """What the prediction log costs: the transformer -> predictor chain with the log off, on
 (a local directory) and on (an ``s3://`` prefix on moto's S3 server), measured in the
-same run, in alternating rounds so that the shared machine's load falls on all alike.
+same run, in alternating rounds so that the shared machine's load falls on all alike
+(or, with ``--concurrent``, loaded at the same time).
 
 Per round and variant (the load of benchmarks/serving_bench.py: ``wrk`` if installed,
 else aiohttp): single-record requests at 8 connections (requests/s, p50, p99) and,
@@ -48,6 +49,28 @@ def start_moto(work: Path) -> tuple[subprocess.Popen, dict[str, str]]:
     return proc, env
 
 
+def concurrently(chains: dict[str, Chain], body: Path, seconds: int, work: Path
+                 ) -> dict[str, tuple[Result, float]]:
+    """Every variant loaded at the same time (4 connections each): whatever else the
+    machine runs falls on all alike. Returns (result, transformer CPU us/request)."""
+    import threading
+
+    out: dict[str, tuple[Result, float]] = {}
+
+    def run(name: str) -> None:
+        d = work / f"load-{name}"
+        d.mkdir(exist_ok=True)
+        res, cpu = measure(chains[name], body, 4, seconds, d)
+        out[name] = (res, cpu["transformer"])
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in chains]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
 def logged_records(location: str, s3_env: dict[str, str]) -> int:
     old = {k: os.environ.get(k) for k in s3_env}
     os.environ.update(s3_env)
@@ -72,6 +95,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=6)
     ap.add_argument("--batch_seconds", type=int, default=3)
     ap.add_argument("--no_s3", action="store_true", help="skip the s3:// variant")
+    ap.add_argument("--concurrent", action="store_true",
+                    help="load the variants at the same time, 4 connections each (on a "
+                         "shared machine: the same outside load on each), single records only")
     args = ap.parse_args()
 
     import pandas as pd
@@ -108,6 +134,14 @@ def main() -> None:
                                     env={**env, **extra}).start(timeout_s=120)
             chains[name] = Chain(name, {"predictor": predictor, "transformer": t})
         for r in range(args.rounds):
+            if args.concurrent:
+                for name, (res, us) in concurrently(chains, one, args.seconds, work).items():
+                    single[name].append(res)
+                    cpu[name].append(us)
+                    print(f"round {r + 1} {name:5} {res.rps:7.0f} req/s p50 {res.p50_ms:6.2f} "
+                          f"p99 {res.p99_ms:6.2f} ms, transformer {us:.0f} us CPU/request",
+                          flush=True)
+                continue
             order = list(variants) if r % 2 == 0 else list(reversed(variants))
             for name in order:
                 res, c = measure(chains[name], one, 8, args.seconds, work)
@@ -139,7 +173,9 @@ def main() -> None:
 
     print(f"\nload generator: {'wrk' if _has_wrk() else 'aiohttp'}; cores {os.cpu_count()}; "
           f"load average at the end (1/5/15 min): {load_end[0]:.2f} {load_end[1]:.2f} "
-          f"{load_end[2]:.2f}; {args.rounds} rounds of {args.seconds} s")
+          f"{load_end[2]:.2f}; {args.rounds} rounds of {args.seconds} s"
+          + (", variants loaded concurrently (4 connections each)" if args.concurrent else
+             ", variants one after the other (8 connections)"))
     print(f"{'log':6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'T CPU us/req':>13} "
           f"{'batch rec/s':>12} {'b p99 ms':>9}   per-round p99")
     base = single["off"]

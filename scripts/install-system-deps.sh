@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Debian packages the tests and the local stack run for real: Prometheus (with promtool),
 # the Pushgateway, Alertmanager, PostgreSQL (MLflow's cluster backend, tested locally),
-# headless Chromium (checks that HTML reports render) and wrk (benchmarks).
+# headless Chromium (checks that HTML reports render), wrk (benchmarks), and podman with
+# runc and debootstrap (the slow tier builds and runs both images on a debootstrapped base).
 # Idempotent; installs only what is missing. Run as root (CI) or with sudo.
 set -euo pipefail
-packages=(prometheus prometheus-pushgateway prometheus-alertmanager postgresql chromium wrk)
+packages=(prometheus prometheus-pushgateway prometheus-alertmanager postgresql chromium wrk
+          podman runc debootstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -618,14 +618,18 @@ def up(*, config: Path | None = None, data: Path | None = None,
         t0 = time.monotonic()
         progress("running the drift and live-performance jobs")
         if monitor_commands_available():
-            drift = _run_monitor(layout, "drift", ["--current", layout.prediction_log_uri],
-                                 env=env, with_pushgateway=with_prom)
-            facts["drift"] = _drift_summary(drift)
-            perf = _run_monitor(layout, "performance",
-                                ["--log", layout.prediction_log_uri,
-                                 "--labels", str(layout.labels_file)],
-                                env=env, with_pushgateway=with_prom)
-            facts["performance"] = _performance_summary(perf)
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(2) as pool:  # independent jobs: both at once
+                drift = pool.submit(_run_monitor, layout, "drift",
+                                    ["--current", layout.prediction_log_uri],
+                                    env=env, with_pushgateway=with_prom)
+                perf = pool.submit(_run_monitor, layout, "performance",
+                                   ["--log", layout.prediction_log_uri,
+                                    "--labels", str(layout.labels_file)],
+                                   env=env, with_pushgateway=with_prom)
+                facts["drift"] = _drift_summary(drift.result())
+                facts["performance"] = _performance_summary(perf.result())
         else:
             facts["pending"].append(
                 "the drift and live-performance jobs: `creditrisk monitor drift|performance` "

@@ -1,6 +1,6 @@
 """Both images built with scripts/build-images.sh, and run as the manifests run them.
 
-The serving image runs as uid 1000 with a read-only root filesystem, /tmp as the only
+The serving image runs as uid 10001 (as the manifests run it) with a read-only root filesystem, /tmp as the only
 writable path (a tmpfs here, an emptyDir in the cluster), every capability dropped, no
 privilege escalation, the model mounted read-only at /mnt/models: the predictor and the
 transformer (two containers, as in the InferenceService) answer v1 and v2 predictions,
@@ -96,7 +96,7 @@ def test_images_are_named_by_the_settings_and_run_as_non_root(
         engine: str, images: dict[str, str], record_property) -> None:
     for kind, image in images.items():
         info = _inspect(engine, image)
-        assert info["Config"]["User"] == "1000:1000", kind
+        assert info["Config"]["User"] == "10001:10001", kind
         record_property(f"{kind}_image_bytes", info["Size"])
         print(f"{image}: {info['Size'] / 1e6:.0f} MB")
 
@@ -122,7 +122,7 @@ def test_train_image_runs_the_cli_the_components_and_the_mlflow_server(
 @pytest.fixture()
 def model_dir(tmp_path: Path) -> Path:
     path = save_synthetic_model(tmp_path / "model")
-    for p in [path, *path.rglob("*")]:  # readable by uid 1000
+    for p in [path, *path.rglob("*")]:  # readable by uid 10001
         p.chmod(0o755 if p.is_dir() else 0o644)
     tmp_path.chmod(0o755)
     return path
@@ -134,7 +134,7 @@ def serving_containers(engine: str, images: dict[str, str],
     """Predictor and transformer containers, locked down as in the manifests."""
     ports = {k: free_port() for k in ("p_http", "p_grpc", "t_http", "t_grpc")}
     locked = [*_run_flags(engine), "--read-only", "--tmpfs", "/tmp:rw,mode=1777",
-              "--user", "1000:1000", "--cap-drop", "ALL",
+              "--user", "10001:10001", "--cap-drop", "ALL",
               "--security-opt", "no-new-privileges", "--network", "host"]
     names = {"predictor": f"creditrisk-test-predictor-{ports['p_http']}",
              "transformer": f"creditrisk-test-transformer-{ports['t_http']}"}

@@ -86,7 +86,7 @@ def request(rng: random.Random, server: str) -> tuple[str, bytes, dict[str, str]
         return rng.choice([v1, v2]), body, {}
     if kind == 3:  # malformed Inference-Header-Content-Length
         body = json.dumps({"inputs": []}).encode()
-        value = rng.choice(["", "abc", "-1", "0", "1e3", " 5", "99999999999", "4.5",
+        value = rng.choice(["", "abc", "-1", "0", "1e3", "+5", "99999999999", "4.5",
                             str(len(body) + rng.randint(1, 100)), "0x10"])
         return v2, body, {"inference-header-content-length": value,
                           "content-type": rng.choice(["application/octet-stream", ""])}
@@ -123,7 +123,7 @@ def request(rng: random.Random, server: str) -> tuple[str, bytes, dict[str, str]
     if kind == 9:  # content types
         ctype = rng.choice(["text/plain", "application/xml", "multipart/form-data; b=x",
                             "application/x-www-form-urlencoded", "*/*", "application/json;",
-                            "APPLICATION/JSON; charset=latin-1", "application/json ", ""])
+                            "APPLICATION/JSON; charset=latin-1", "application/json;charset=", ""])
         return rng.choice([v1, v2]), json.dumps({"instances": [rec]}).encode(), {
             "content-type": ctype}
     if kind == 10:  # client-chosen strings past their bounds

@@ -316,7 +316,7 @@ def parse_v2(request: Any, max_batch: int, *, allow_matrix: bool = False) -> np.
 
 
 # --------------------------------------------------------------------------------------
-# Decoding request bodies on the fast path (see creditrisk.serve.server.FastPath)
+# Decoding request bodies (see creditrisk.serve.http and creditrisk.serve.fastpath)
 # --------------------------------------------------------------------------------------
 
 #: What a fast-path decoder returns for a body it leaves to KServe's own stack.

@@ -7,9 +7,11 @@ are numerical; the repayment status codes ``PAY_*`` are declared numerical *on p
 applies); SEX, EDUCATION and MARRIAGE are categorical, with the contract's undocumented
 codes folded first (EDUCATION 0/5/6 -> 4, MARRIAGE 0 -> 3) as the model reads them.
 
-One ``ValueDrift`` per feature (method and threshold from the config), one
-``DriftedColumnsCount`` and, when both sides carry a ``probability``, one ``ValueDrift``
-on it. Whether a column drifted is Evidently's own verdict (its test per ``ValueDrift``).
+One ``ValueDrift`` per feature (method and threshold from the config) and, when both
+sides carry a ``probability``, one on it. Whether a column drifted is Evidently's own
+verdict (the test of its ``ValueDrift``); the share of drifted features is counted from
+those verdicts (as Evidently's ``DriftedColumnsCount`` would, which computes every
+column's drift a second time: it doubled the job's Evidently time).
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ def run_drift(current: pd.DataFrame, reference: pd.DataFrame, *,
     drift when both carry a ``probability`` column."""
     t0 = time.perf_counter()
     from evidently import Dataset, Report
-    from evidently.metrics import DriftedColumnsCount, ValueDrift
+    from evidently.metrics import ValueDrift
 
     imported = time.perf_counter()
     with_p = PROBABILITY in current.columns and PROBABILITY in reference.columns
@@ -108,15 +110,8 @@ def run_drift(current: pd.DataFrame, reference: pd.DataFrame, *,
                               data_definition=definition)
     ref = Dataset.from_pandas(prepare(reference, with_probability=with_p),
                               data_definition=definition)
-    metrics: list[Any] = [
-        DriftedColumnsCount(
-            columns=list(FEATURE_NAMES), drift_share=config.drift_share,
-            per_column_method={n: m.method for n, m in methods.items()},
-            per_column_threshold={n: m.threshold for n, m in methods.items()},
-        ),
-        *(ValueDrift(column=n, method=m.method, threshold=m.threshold)
-          for n, m in methods.items()),
-    ]
+    metrics: list[Any] = [ValueDrift(column=n, method=m.method, threshold=m.threshold)
+                          for n, m in methods.items()]
     if with_p:
         metrics.append(ValueDrift(column=PROBABILITY, method=config.prediction.method,
                                   threshold=config.prediction.threshold))

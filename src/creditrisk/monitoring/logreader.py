@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,10 @@ SUFFIX = ".jsonl"
 KEY = ("request_id", "record")
 NUMERIC = (*FEATURE_NAMES, "probability")
 TEXT = ("request_id", "model_name", "model_version", "decision", "risk_band")
+#: Fields every record must have; the optional ones are None when absent. Other fields
+#: (a later version of the log may add some) are ignored.
+REQUIRED = (*KEY, "timestamp", *NUMERIC)
+OPTIONAL = ("model_name", "model_version", "decision", "risk_band")
 #: How many malformed lines are listed by file and line (all are counted).
 MAX_LISTED = 50
 
@@ -139,8 +144,9 @@ def read_log(location: str, window: Window | None, *, max_listed: int = MAX_LIST
     t0 = time.perf_counter()
     files = list_log_files(location, window)
     result = LogRead(frame=pd.DataFrame(), location=location, window=window, files=len(files))
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
     where: list[tuple[int, int]] = []
+    every = itemgetter(*REQUIRED, *OPTIONAL)
 
     def bad(file_idx: int, line: int, reason: str) -> None:
         result.malformed_count += 1
@@ -161,13 +167,20 @@ def read_log(location: str, window: Window | None, *, max_listed: int = MAX_LIST
             if not isinstance(obj, dict):
                 bad(fi, ln, f"not a JSON object (a {type(obj).__name__})")
                 continue
-            rows.append(obj)
+            try:
+                rows.append(every(obj))
+            except KeyError:
+                missing = next((c for c in REQUIRED if c not in obj), None)
+                if missing is not None:
+                    bad(fi, ln, f"missing field {missing!r}")
+                    continue
+                rows.append(tuple(obj.get(c) for c in (*REQUIRED, *OPTIONAL)))
             where.append((fi, ln))
-    frame = pd.DataFrame(rows)
     if rows:
+        frame = pd.DataFrame.from_records(rows, columns=[*REQUIRED, *OPTIONAL])
         frame = _validated(frame, np.asarray(where, dtype=np.int64), bad)
     else:
-        frame = pd.DataFrame(columns=[*KEY, "timestamp", *NUMERIC])
+        frame = pd.DataFrame(columns=[*REQUIRED, *OPTIONAL])
     if window is not None and len(frame):
         inside = (frame["timestamp"] >= window.start) & (frame["timestamp"] < window.end)
         result.outside_window = int((~inside).sum())
@@ -175,6 +188,13 @@ def read_log(location: str, window: Window | None, *, max_listed: int = MAX_LIST
     result.frame = frame.reset_index(drop=True)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _text_length(s: pd.Series) -> np.ndarray:
+    """Length of each string; -1 for what is not a string."""
+    if s.dtype != object and not pd.api.types.is_string_dtype(s.dtype):
+        return np.full(len(s), -1)
+    return np.asarray(s.str.len().fillna(-1).to_numpy(), dtype=np.int64)
 
 
 def _validated(frame: pd.DataFrame, where: np.ndarray, bad: Any) -> pd.DataFrame:
@@ -192,12 +212,16 @@ def _validated(frame: pd.DataFrame, where: np.ndarray, bad: Any) -> pd.DataFrame
             flag(np.ones(n, dtype=bool), f"missing field {col!r}")
     if "request_id" in frame.columns:
         rid = frame["request_id"]
-        flag(~rid.map(lambda v: isinstance(v, str) and v != "").to_numpy(dtype=bool),
-             "request_id must be a non-empty string")
+        is_text = _text_length(rid) > 0
+        flag(~is_text, "request_id must be a non-empty string")
     if "record" in frame.columns:
         rec = frame["record"]
-        flag(~rec.map(lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0)
-             .to_numpy(dtype=bool), "record must be an integer >= 0")
+        if pd.api.types.is_integer_dtype(rec.dtype):
+            ok = rec.to_numpy() >= 0
+        else:
+            ok = rec.map(lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                         ).to_numpy(dtype=bool)
+        flag(~ok, "record must be an integer >= 0")
     for col in NUMERIC:
         if col not in frame.columns:
             continue
@@ -213,8 +237,9 @@ def _validated(frame: pd.DataFrame, where: np.ndarray, bad: Any) -> pd.DataFrame
         with np.errstate(invalid="ignore"):
             flag((p < 0) | (p > 1), "probability must be in [0, 1]")
     if "timestamp" in frame.columns:
-        ts = pd.to_datetime(frame["timestamp"].where(frame["timestamp"].map(
-            lambda v: isinstance(v, str))), utc=True, format="ISO8601", errors="coerce")
+        raw = frame["timestamp"]
+        ts = pd.to_datetime(raw.where(_text_length(raw) >= 0), utc=True, format="ISO8601",
+                            errors="coerce")
         frame["timestamp"] = ts
         flag(ts.isna().to_numpy(), "timestamp must be an ISO 8601 time")
     broken = np.flatnonzero(reason != None)  # noqa: E711

@@ -222,11 +222,13 @@ class Rule:
     HEADER = "header"  # a malformed request header
     CONTENT_TYPE = "content_type"
     REQUEST = "request"  # any other malformed request (e.g. a wrong v2 request layout)
+    MODEL_NOT_FOUND = "model_not_found"  # a model name the server does not serve
+    VERSION_NOT_FOUND = "version_not_found"  # a model version the server does not serve
 
     ALL: tuple[str, ...] = (
         MISSING, UNKNOWN_FIELD, TYPE, NOT_FINITE, RANGE, INTEGER, CODE, NOT_AN_OBJECT, JSON,
         EMPTY_BATCH, BATCH_TOO_LARGE, BODY_TOO_LARGE, TOO_LONG, DATATYPE, SHAPE, BINARY,
-        HEADER, CONTENT_TYPE, REQUEST,
+        HEADER, CONTENT_TYPE, REQUEST, MODEL_NOT_FOUND, VERSION_NOT_FOUND,
     )
 
 

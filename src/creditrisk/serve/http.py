@@ -40,7 +40,7 @@ from creditrisk.serve.protocol import (
     json_header_length,
     reject,
 )
-from creditrisk.validation import Rule
+from creditrisk.validation import Rule, display_text
 
 if TYPE_CHECKING:
     from creditrisk.serve.fastpath import FastPath
@@ -219,23 +219,20 @@ class HttpLayer:
     async def _handle(self, scope: Scope, receive: Receive, send: Send, route: Route) -> None:
         model = self.repository.get_model(route.name)
         if model is None:
-            await self._answer(send, json_messages(404, {
-                "error": f"model {route.name[:100]!r} not found",
-                "errors": [{"record": -1, "field": "model_name", "value": route.name[:100],
-                            "rule": "must be a model this server serves",
-                            "code": "model_not_found"}]}))
+            await self._answer(send, rejection_messages(RequestRejected(
+                404, f"model {display_text(route.name)!r} not found", [_field_error(
+                    "model_name", route.name, "must be a model this server serves",
+                    Rule.MODEL_NOT_FOUND)])))
             return
         if route.version is not None:
             current = served_version(model)
             if current is None or route.version != current:
-                await self._answer(send, json_messages(404, {
-                    "error": f"version {route.version[:100]!r} of model {route.name!r} is "
-                             "not served" + (f" (serving {current})" if current else ""),
-                    "errors": [{"record": -1, "field": "model_version",
-                                "value": route.version[:100],
-                                "rule": f"must be {current}" if current else
-                                        "use the unversioned route",
-                                "code": "version_not_found"}]}))
+                await self._answer(send, rejection_messages(RequestRejected(
+                    404, f"version {display_text(route.version)!r} of model {route.name!r} "
+                         "is not served" + (f" (serving {current})" if current else ""),
+                    [_field_error("model_version", route.version,
+                                  f"must be {current}" if current else
+                                  "use the unversioned route", Rule.VERSION_NOT_FOUND)])))
                 return
             path = route.unversioned_path
             scope = {**scope, "path": path, "raw_path": path.encode()}

@@ -70,7 +70,7 @@ PREDICTOR_ERRORS = Counter(
 #: Placeholders used as ``field`` label for what is not a contract field.
 OTHER_FIELDS = ("<unknown>", "<record>", "<body>", "<header>", "instances", "inputs", "id",
                 "parameters", "content-type", "content-length", "x-request-id",
-                "inference-header-content-length")
+                "inference-header-content-length", "model_name", "model_version")
 
 PROBABILITY_BUCKETS = tuple(round(x, 2) for x in np.arange(0.05, 1.0001, 0.05))
 

@@ -3,6 +3,7 @@ explanations mapping, metrics labels (the prediction log: test_predlog.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -340,3 +341,108 @@ def test_smoke_problems_catch_wrong_answers() -> None:
     assert smoke_problems({**good, "bad_request": {"status": 200, "body": {}}})
     assert smoke_problems({**good, "v1_predict": {"status": 500, "body": {"error": "x"}}})
     assert smoke_problems({**good, "v1_explain": {"status": 200, "body": {}}})
+
+
+# --------------------------------------------------------------------------------------
+# The pooled predictor client: TLS against a named CA bundle, retries of failed connects
+# --------------------------------------------------------------------------------------
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+async def _ok_server(port: int, ssl_ctx: Any = None) -> Any:
+    import asyncio
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", port, ssl=ssl_ctx)
+
+
+def test_pooled_client_verifies_tls_against_the_named_bundle(tmp_path: Path) -> None:
+    import asyncio
+    import ssl
+
+    from creditrisk.serve.client import ConnectionPool, PredictorUnavailable, tls_context
+    from tests.helpers import free_port
+
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    port = free_port()
+
+    async def run() -> None:
+        server = await _ok_server(port, server_ctx)
+        try:
+            trusted = ConnectionPool(f"https://127.0.0.1:{port}", 5.0,
+                                     tls=tls_context({"REQUESTS_CA_BUNDLE": str(cert)}))
+            status, _, body = await trusted.request("GET", "/")
+            assert (status, body) == (200, b"ok")
+            trusted.close()
+            system = ConnectionPool(f"https://127.0.0.1:{port}", 5.0, tls=tls_context({}))
+            with pytest.raises(PredictorUnavailable, match="unreachable"):
+                await system.request("GET", "/")  # self-signed: not in the system's store
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(run())
+
+
+def test_pooled_client_retries_connects_as_configured() -> None:
+    import asyncio
+
+    from creditrisk.serve.client import ConnectionPool, PredictorUnavailable
+    from tests.helpers import free_port
+
+    port = free_port()
+
+    async def run(retries: int) -> int:
+        async def late_server() -> Any:
+            await asyncio.sleep(0.12)
+            return await _ok_server(port)
+
+        starting = asyncio.create_task(late_server())
+        pool = ConnectionPool(f"http://127.0.0.1:{port}", 5.0, retries=retries)
+        try:
+            status, _, _ = await pool.request("GET", "/")
+            return status
+        finally:
+            pool.close()
+            server = await starting
+            server.close()
+            await server.wait_closed()
+
+    with pytest.raises(PredictorUnavailable, match="unreachable"):
+        asyncio.run(run(0))
+    assert asyncio.run(run(6)) == 200

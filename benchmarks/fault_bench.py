@@ -133,10 +133,10 @@ def scenario_kill(role: str, model: str, records: list[dict[str, Any]], args: An
     load = Load(t.url, records, args.conns).start()
     try:
         time.sleep(args.seconds)
-        load.phase = "outage"
         assert victim.proc is not None
         victim.proc.send_signal(signal.SIGKILL)
         victim.proc.wait(10)
+        load.phase = "outage"  # from the moment the process is gone
         killed = time.monotonic()
         time.sleep(args.outage_s)
         victim.start(timeout_s=120)

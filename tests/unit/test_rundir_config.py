@@ -126,3 +126,24 @@ def test_an_explicit_tracking_uri_leaves_the_environment_alone(tmp_path: Path) -
     assert get_settings().champion_uri == registry_uri(name, alias="champion")
     with pytest.raises(ValueError, match="a version or an alias"):
         registry_uri(name)
+
+
+def test_train_and_pipeline_run_share_the_packaged_default_config(tmp_path: Path) -> None:
+    """`creditrisk train` (load_config(None)) and `creditrisk pipeline run training`
+    (training_arguments without --config) read the same file, wherever they run."""
+    import os
+
+    from creditrisk.orchestration import training_arguments
+
+    data = tmp_path / "data.csv"
+    data.write_text("x\n")
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)  # not the repository: no configs/ folder here
+        args = training_arguments(data=data)
+    finally:
+        os.chdir(cwd)
+    assert Path(args["config"]) == default_config_path().resolve()
+    assert args["config_overrides"] == ""
+    assert training_arguments(data=data, overrides={"gate": {"max_brier": 0.2}})[
+        "config_overrides"] == '{"gate": {"max_brier": 0.2}}'

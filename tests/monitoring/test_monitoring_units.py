@@ -111,3 +111,15 @@ def test_monitoring_config_validates() -> None:
                 {"drift": {"window": "yesterday"}}):
         with pytest.raises(ValidationError):
             MonitoringConfig.model_validate(bad)
+
+
+def test_a_bad_monitoring_config_is_a_user_error(tmp_path: Path) -> None:
+    from tests.monitoring.monitoring_helpers import run_cli
+
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("monitoring:\n  drift:\n    numerical: {method: magic, threshold: 0.1}\n")
+    code, stdout, stderr = run_cli("monitor", "drift", "--current", str(tmp_path / "x.csv"),
+                                   "--out", str(tmp_path / "out"), "--config", str(cfg))
+    assert code == 2 and stdout == ""
+    assert "monitoring.drift.numerical.method" in " ".join(stderr.split())
+    assert "Traceback" not in stderr

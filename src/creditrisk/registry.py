@@ -398,11 +398,9 @@ def rollback() -> tuple[str, str]:
         raise RegistryError(
             f"no previous champion of {settings.model_name!r} to roll back to"
         )
-    try:
-        current = str(client.get_model_version_by_alias(settings.model_name,
-                                                        settings.champion_alias).version)
-    except Exception as exc:
-        raise RegistryError(f"{settings.model_name!r} has no @{settings.champion_alias}") from exc
+    current = champion_version()
+    if current is None:
+        raise RegistryError(f"{settings.model_name!r} has no @{settings.champion_alias}")
     previous = history.pop()
     client.set_registered_model_alias(settings.model_name, settings.champion_alias, previous)
     client.set_registered_model_tag(settings.model_name, HISTORY_TAG, json.dumps(history))
@@ -417,9 +415,11 @@ def show() -> dict[str, Any]:
     try:
         rm = client.get_registered_model(settings.model_name)
     except Exception as exc:
-        raise RegistryError(
-            f"the registry at {settings.tracking_uri} holds no model {settings.model_name!r}"
-        ) from exc
+        where = redact_uri(settings.tracking_uri)
+        if _not_found(exc):
+            raise RegistryError(
+                f"the registry at {where} holds no model {settings.model_name!r}") from exc
+        raise RegistryError(f"cannot ask the registry at {where}: {exc}") from exc
     versions = client.search_model_versions(f"name='{settings.model_name}'")
     return {
         "name": rm.name,

@@ -176,6 +176,10 @@ def test_unreachable_registry_is_an_error_never_no_champion(trained_run,
                                  test=pd.read_parquet(trained_run.test_path), gate=OPEN_GATE)
     with pytest.raises(RegistryError, match="not reachable"):
         registry.promote(version="1", gate=OPEN_GATE)
+    with pytest.raises(RegistryError, match="cannot ask the registry"):
+        registry.show()  # not "holds no model"
+    with pytest.raises(RegistryError, match="cannot read the registered model's history"):
+        registry.rollback()
 
 
 def test_batch_scoring(trained_run, tmp_path) -> None:

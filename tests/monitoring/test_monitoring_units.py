@@ -123,3 +123,22 @@ def test_a_bad_monitoring_config_is_a_user_error(tmp_path: Path) -> None:
     assert code == 2 and stdout == ""
     assert "monitoring.drift.numerical.method" in " ".join(stderr.split())
     assert "Traceback" not in stderr
+
+
+def test_performance_with_too_few_labels_exits_3(tmp_path: Path) -> None:
+    from tests.monitoring.monitoring_helpers import json_out, run_cli, write_labels
+
+    frame = synthetic_frame(300, seed=6)
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    keys = write_log(tmp_path / "log", frame, np.linspace(0.05, 0.95, 300), start=start,
+                     batch=20)
+    write_labels(tmp_path / "labels.csv", keys[:50], [i % 2 for i in range(50)])
+    code, stdout, stderr = run_cli("monitor", "performance", "--log", str(tmp_path / "log"),
+                                   "--labels", str(tmp_path / "labels.csv"), "--since", "1d",
+                                   "--out", str(tmp_path / "out"))
+    assert code == 3, stderr
+    text = " ".join(stderr.split())
+    assert "too few labelled rows in window" in text and ": 50 (at least 200" in text
+    report = json_out(stdout, stderr)
+    assert report["status"] == "too_few_rows" and report["rows"]["labelled_rows"] == 50
+    assert (tmp_path / "out" / "performance.json").exists()

@@ -19,7 +19,8 @@ RUNBOOK = REPO / "docs" / "runbook.md"
 EXPECTED = {
     "CreditRiskTransformerLatencyHigh", "CreditRiskHigh5xxRatio",
     "CreditRiskPredictorUnavailable", "CreditRiskValidationFailureRatioHigh",
-    "CreditRiskNoPredictions", "CreditRiskDriftDetected", "CreditRiskDriftJobStale",
+    "CreditRiskNoPredictions", "CreditRiskPredictionLogLosingRecords",
+    "CreditRiskPredictionLogSpoolFilling", "CreditRiskDriftDetected", "CreditRiskDriftJobStale",
     "CreditRiskLiveRocAucLow", "CreditRiskApprovalRateShifted",
 }
 

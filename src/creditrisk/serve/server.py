@@ -46,6 +46,9 @@ def install(app: Any, server: str, *, repository: Any, fast: bool, max_request_b
     """The HTTP layer (with the fast path when ``fast``) and our error handlers on KServe's
     FastAPI app (before start)."""
     install_error_handlers(app, predictor_timeout_s=predictor_timeout_s)
+    if compat.fast_path_supported():
+        # KServe registers its InvalidInput handler at start: ours, for one error shape.
+        compat.use_invalid_input_handler(invalid_input_handler)
     if fast:
         from creditrisk.serve.fastpath import FastPath
 
@@ -53,19 +56,17 @@ def install(app: Any, server: str, *, repository: Any, fast: bool, max_request_b
         compat.put_in_front_of_middleware(app, lambda stack: HttpLayer(
             stack, server=server, repository=repository, max_request_bytes=max_request_bytes,
             fast=path))
-        # KServe registers its InvalidInput handler at start: ours, for one error shape.
-        compat.use_invalid_input_handler(invalid_input_handler)
     else:
         app.add_middleware(HttpLayer, server=server, repository=repository,
                            max_request_bytes=max_request_bytes)
 
 
-def quiet_request_logging(args: argparse.Namespace, *, fast: bool) -> None:
+def quiet_request_logging(args: argparse.Namespace) -> None:
     """Per-request log lines (KServe's timing lines, uvicorn's access log) cost more than
     scoring a record; they are off unless ``--log_requests`` is given."""
     if getattr(args, "log_requests", False):
         return
-    if fast:
+    if compat.fast_path_supported():
         compat.drop_timing_middleware()
     logging.getLogger("kserve.trace").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").disabled = True
@@ -110,6 +111,6 @@ def run(model: Any, args: argparse.Namespace, *, server: str, fast: bool,
     )
     install(model_server.app, server, repository=ms.registered_models, fast=fast,
             max_request_bytes=args.max_request_bytes, predictor_timeout_s=predictor_timeout_s)
-    quiet_request_logging(args, fast=fast)
+    quiet_request_logging(args)
     use_uvloop(args.event_loop)
     ms.start([model])

@@ -11,7 +11,7 @@ OUT ?= outputs/train
 
 .PHONY: help install data train demo test test-all test-unit lint typecheck \
         pipelines pipeline-local serve bench clean system-deps tools \
-        sync-monitoring kind-up kind-down images bench-batch
+        sync-monitoring kind-up kind-down images bench-batch bench-hostile
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ bench: install  ## serving benchmark vs the stock KServe chain (@champion; wrk i
 
 images: install  ## build the serving and training images (names from creditrisk.settings)
 	PY=$(PY) scripts/build-images.sh $(IMAGES_ARGS)
+
+bench-hostile: install  ## 12,000 hostile requests against both servers, totals by status class (target: 0 5xx)
+	$(PY) benchmarks/hostile_bench.py --model_dir $(CHAMPION)
 
 bench-batch: install  ## scale-out batch scoring: 1,000,000 synthetic clients, 4 shards (kfp.local)
 	$(PY) benchmarks/batch_scale_bench.py --rows 1000000 --shards 4

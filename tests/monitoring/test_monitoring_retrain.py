@@ -149,3 +149,51 @@ def test_drift_starts_the_training_pipeline_on_kfp(registered_model: str, kfp_ho
 
     tags = _client().get_registered_model(registered_model).tags
     assert json.loads(tags[LAST_RETRAIN_TAG])["run"]["run_id"] == "run-42"
+
+
+FAST_CONFIG = """\
+cv:
+  folds: 2
+search:
+  enabled: false
+model:
+  n_jobs: 1
+  params:
+    n_estimators: 120
+    learning_rate: 0.08
+baseline:
+  max_iter: 500
+"""
+
+
+@pytest.mark.slow
+def test_drift_runs_the_training_pipeline_locally(real_data_path: Path, tmp_path: Path) -> None:
+    """The embedded default: a drift finding runs the KFP training pipeline on the local
+    runner; the new version passes the gate (no champion yet) and carries the reason."""
+    from creditrisk.data import load_dataset
+    from creditrisk.monitoring.jobs import drift_job
+    from creditrisk.monitoring.retrain import REASON_TAG
+    from creditrisk.registry import _client
+    from creditrisk.settings import get_settings
+
+    data = load_dataset(real_data_path)
+    cur = data.copy()
+    for c in [c for c in cur.columns if c.startswith(("BILL_AMT", "PAY_AMT", "LIMIT"))]:
+        cur[c] = cur[c] * 3
+    cur["AGE"] = (cur["AGE"] + 15).clip(upper=100)
+    cur.to_parquet(tmp_path / "cur.parquet")
+    config = tmp_path / "fast.yaml"
+    config.write_text(FAST_CONFIG)
+    cfg = MonitoringConfig.model_validate({"retrain": {"data": str(real_data_path)}})
+    outcome = drift_job(current=str(tmp_path / "cur.parquet"), reference=str(real_data_path),
+                        out=tmp_path / "out", config=cfg, retrain=True,
+                        train_config=str(config))
+    assert outcome.code == 0 and outcome.report["dataset_drift"] is True
+    decision = outcome.report["retrain"]
+    assert decision["started"] and decision["where"] == "local"
+    version = decision["run"]["model_version"]
+    assert version and decision["run"]["promoted"] is True
+    tags = _client().get_model_version(get_settings().model_name, version).tags
+    reason = json.loads(tags[REASON_TAG])
+    assert {"LIMIT_BAL", "AGE"} <= set(reason["drifted_features"])
+    assert last_retrain()["run"]["model_version"] == version  # type: ignore[index]

@@ -57,12 +57,19 @@ def last_retrain() -> dict[str, Any] | None:
 
 
 def _record(state: dict[str, Any]) -> None:
-    from creditrisk.registry import _client
+    from creditrisk.registry import _client, _not_found
     from creditrisk.settings import get_settings
 
     name = get_settings().model_name
+    client = _client()
     try:
-        _client().set_registered_model_tag(name, LAST_RETRAIN_TAG, json.dumps(state))
+        try:
+            client.set_registered_model_tag(name, LAST_RETRAIN_TAG, json.dumps(state))
+        except Exception as exc:
+            if not _not_found(exc):
+                raise
+            # nothing registered yet (the first model comes from this retraining)
+            client.create_registered_model(name, tags={LAST_RETRAIN_TAG: json.dumps(state)})
     except Exception as exc:
         raise RegistryError(f"cannot record the retraining on {name!r}: {exc}") from exc
 

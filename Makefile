@@ -11,7 +11,8 @@ OUT ?= outputs/train
 
 .PHONY: help install data train demo test test-all test-unit lint typecheck \
         pipelines pipeline-local serve bench clean system-deps tools \
-        sync-monitoring kind-up kind-down images bench-batch bench-hostile
+        sync-monitoring kind-up kind-down images bench-batch bench-hostile \
+        dashboards bench-monitoring
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -81,6 +82,13 @@ tools:  ## offline verification tools (kubectl, helm, checkov, ...) in .venv-too
 
 sync-monitoring: install  ## write the kustomize/Helm copies of monitoring/ rules and dashboards
 	$(BIN)/creditrisk deploy sync-monitoring
+
+dashboards: install  ## regenerate the Grafana dashboards (monitoring/dashboards) from code, then their copies
+	$(BIN)/creditrisk monitor dashboards --out monitoring/dashboards
+	$(BIN)/creditrisk deploy sync-monitoring
+
+bench-monitoring: install  ## drift (27k, 300k rows) and performance job benchmark on the data file
+	$(PY) benchmarks/monitoring_bench.py --data $(SHARED_DATA)
 
 kind-up: install tools  ## the whole system on a local kind cluster (scripts/kind-up.sh)
 	PATH="$(CURDIR)/.venv-tools/bin:$$PATH" bash scripts/kind-up.sh

@@ -12,6 +12,7 @@ import typer
 
 from creditrisk.cli_common import console, print_json, user_errors
 from creditrisk.cli_deploy import deploy_app, model_deploy
+from creditrisk.cli_monitor import monitor_app
 from creditrisk.cli_pipeline import pipeline_app
 from creditrisk.cli_stack import stack_app
 
@@ -30,6 +31,7 @@ app.add_typer(model_app, name="model")
 app.add_typer(deploy_app, name="deploy")
 model_app.command("deploy")(model_deploy)
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(monitor_app, name="monitor")
 app.add_typer(stack_app, name="stack")
 
 def _progress() -> tuple[Any, Callable[[str], None]]:

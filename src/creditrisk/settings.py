@@ -84,6 +84,10 @@ class Settings(BaseSettings):
 
     # --- serving --------------------------------------------------------------------------
     max_batch_size: int = Field(default=1000, ge=1)
+    max_request_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024,
+        description="Largest request body the servers accept (413 past it, before reading).",
+    )
     predictor_timeout_s: float = Field(default=2.0, gt=0)
     prediction_log_uri: str | None = Field(
         default=None,

@@ -1,7 +1,8 @@
 """The one fence around KServe's private parts.
 
 The serving fast path reaches into KServe 0.21 in a few places that are no public API:
-the app's middleware stack (the HTTP layer goes in front of it), the name KServe registers
+the app's middleware stack (the HTTP layer goes in front of it) and exception-handler
+table (the fast path answers through it), the name KServe registers
 its ``InvalidInput`` handler under, its ``TimingMiddleware`` (not built when per-request
 logging is off), a model's predictor client (``_http_client_instance``) and the raw bytes
 of a tensor (``_raw_data``). Every such touch is a function here, and none runs unless
@@ -59,6 +60,12 @@ def put_in_front_of_middleware(app: Any, wrap: Callable[[Any], Any]) -> None:
         return wrap(build_stack())
 
     app.build_middleware_stack = build_middleware_stack
+
+
+def exception_handlers(app: Any) -> Any:
+    """The app's live exception-handler table (KServe fills it when the server starts),
+    which the fast path answers through so that its errors are the full stack's."""
+    return app.exception_handlers
 
 
 def use_invalid_input_handler(handler: Callable[..., Any]) -> None:

@@ -52,7 +52,7 @@ def install(app: Any, server: str, *, repository: Any, fast: bool, max_request_b
     if fast:
         from creditrisk.serve.fastpath import FastPath
 
-        path = FastPath(app.exception_handlers)
+        path = FastPath(compat.exception_handlers(app))
         compat.put_in_front_of_middleware(app, lambda stack: HttpLayer(
             stack, server=server, repository=repository, max_request_bytes=max_request_bytes,
             fast=path))

@@ -388,7 +388,22 @@ def _fuzz_strategy(rec: dict[str, Any]) -> Any:
     paths = st.sampled_from([*real * 4, f"/v1/models/{MODEL}:explain",
                              f"/v2/models/{MODEL}/versions/1/infer", "/v2/models/x/infer",
                              "/v1/models/x:predict"])
-    return st.tuples(paths, bodies, headers, content_types)
+    # binary tensor extension: a JSON header (well-formed or not) and tensor bytes of any
+    # length, Inference-Header-Content-Length telling the header's true length
+    binary_inputs = st.lists(st.fixed_dictionaries({
+        "name": st.one_of(field_names, st.just("input-0")),
+        "shape": st.one_of(st.lists(st.integers(-1, 4), max_size=2), json_values),
+        "datatype": st.sampled_from(["FP64", "FP32", "INT64", "BYTES", "BOOL", "FP16"]),
+        "parameters": st.one_of(st.fixed_dictionaries({"binary_data_size": st.one_of(
+            st.integers(-8, 200), json_values)}), json_values)}), max_size=3)
+    binary_heads = st.one_of(st.builds(lambda i: {"inputs": i}, binary_inputs),
+                             json_values).map(lambda h: json.dumps(h).encode())
+    binary = st.builds(
+        lambda head, tail, path: (path, head + tail, {
+            "inference-header-content-length": str(len(head))}, "application/octet-stream"),
+        binary_heads, st.binary(max_size=400),
+        st.sampled_from([f"/v2/models/{MODEL}/infer", f"/v1/models/{MODEL}:predict"]))
+    return st.one_of(st.tuples(paths, bodies, headers, content_types), binary)
 
 
 @pytest.mark.parametrize("which", ["transformer", "predictor"])

@@ -223,7 +223,7 @@ def serve(
     import signal
     import threading
 
-    from creditrisk.serve.local import local_stack, smoke_requests
+    from creditrisk.serve.local import local_stack, smoke_problems, smoke_requests
     from creditrisk.settings import get_settings
 
     settings = get_settings()
@@ -237,7 +237,13 @@ def serve(
         console.print(f"[green]transformer[/] {transformer.url}  (log "
                       f"{transformer.log_path})")
         if smoke:
-            print_json(smoke_requests(transformer.url, settings.model_name))
+            answers = smoke_requests(transformer.url, settings.model_name)
+            print_json(answers)
+            problems = smoke_problems(answers)
+            for problem in problems:
+                console.print(f"[red]smoke: {problem}[/]")
+            if problems:
+                raise typer.Exit(1)
             return
         console.print(f"POST {transformer.url}/v1/models/{settings.model_name}:predict "
                       "— Ctrl-C to stop")

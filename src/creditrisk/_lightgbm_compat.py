@@ -11,37 +11,29 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
+
+from creditrisk import _compat
 
 log = logging.getLogger(__name__)
 
 #: The LightGBM release line the private touches were written and tested against.
 WRITTEN_FOR = "4.7."
 
-_warned: set[str] = set()
-
 
 def installed_version() -> str:
-    try:
-        return version("lightgbm")
-    except PackageNotFoundError:  # pragma: no cover - lightgbm is a runtime dependency
-        return "none"
+    return _compat.installed_version("lightgbm")
 
 
 def single_row_supported(found: str | None = None) -> bool:
     """True on the LightGBM version the C API call was written for; otherwise False and,
     once per process, one warning line saying ``Booster.predict`` is used instead."""
-    found = installed_version() if found is None else found
-    if found.startswith(WRITTEN_FOR):
-        return True
-    if found not in _warned:
-        _warned.add(found)
-        log.warning("lightgbm %s is not the version the single-row scorer was written for "
-                    "(%sx): scoring single records with Booster.predict", found, WRITTEN_FOR)
-    return False
+    return _compat.supported(
+        "lightgbm", WRITTEN_FOR, installed_version() if found is None else found,
+        what="the single-row scorer", fallback="scoring single records with Booster.predict",
+        log=log)
 
 
 class SingleRowPredictor:

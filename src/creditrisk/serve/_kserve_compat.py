@@ -15,36 +15,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+
+from creditrisk import _compat
 
 log = logging.getLogger(__name__)
 
 #: The KServe release line these touches were written and tested against.
 WRITTEN_FOR = "0.21."
 
-_warned: set[str] = set()
-
 
 def installed_version() -> str:
-    try:
-        return version("kserve")
-    except PackageNotFoundError:  # pragma: no cover - kserve is a runtime dependency
-        return "none"
+    return _compat.installed_version("kserve")
 
 
 def fast_path_supported(found: str | None = None) -> bool:
     """True on the KServe version the private touches were written for; otherwise False
     and, once per process, one warning line saying the stock path is taken."""
-    found = installed_version() if found is None else found
-    if found.startswith(WRITTEN_FOR):
-        return True
-    if found not in _warned:
-        _warned.add(found)
-        log.warning("kserve %s is not the version the serving fast path was written for "
-                    "(%sx): serving through KServe's stock routes and predictor client "
-                    "(as with --no_fast_path)", found, WRITTEN_FOR)
-    return False
+    return _compat.supported(
+        "kserve", WRITTEN_FOR, installed_version() if found is None else found,
+        what="the serving fast path",
+        fallback="serving through KServe's stock routes and predictor client "
+                 "(as with --no_fast_path)",
+        log=log)
 
 
 # --- the app ------------------------------------------------------------------------------

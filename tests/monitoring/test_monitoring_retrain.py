@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
 from creditrisk.monitoring.config import MonitoringConfig
 from creditrisk.monitoring.retrain import LAST_RETRAIN_TAG, last_retrain, maybe_retrain
+from tests.pipelines.pipeline_helpers import KfpEndpoint, recording_kfp
 from tests.synthetic import synthetic_frame
 
 pytestmark = pytest.mark.integration
@@ -71,50 +70,17 @@ def test_a_failed_start_gives_the_cooldown_back(registered_model: str) -> None:
     assert ok.started
 
 
-class _Kfp(BaseHTTPRequestHandler):
-    posted: ClassVar[list[tuple[str, Any]]] = []
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _reply(self, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        if self.path.startswith("/apis/v2beta1/healthz"):
-            self._reply({"multi_user": False})
-        else:
-            self._reply({"experiments": [], "total_size": 0})
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-        self.posted.append((self.path, body))
-        if self.path.startswith("/apis/v2beta1/experiments"):
-            self._reply({"experiment_id": "exp-1", "display_name": body["display_name"]})
-        else:
-            self._reply({"run_id": "run-42", "display_name": body.get("display_name")})
-
-
 @pytest.fixture
-def kfp_host() -> Iterator[str]:
-    _Kfp.posted = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Kfp)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
+def kfp() -> Iterator[KfpEndpoint]:
+    with recording_kfp(run_id="run-42") as endpoint:
+        yield endpoint
 
 
-def test_drift_starts_the_training_pipeline_on_kfp(registered_model: str, kfp_host: str,
+def test_drift_starts_the_training_pipeline_on_kfp(registered_model: str, kfp: KfpEndpoint,
                                                    tmp_path: Path) -> None:
     """A drifted file comparison with --retrain submits the training pipeline; the next
     run within the cool-down does not."""
+    kfp_host = kfp.url
     from creditrisk.monitoring.jobs import drift_job
 
     ref = synthetic_frame(1500, seed=1)
@@ -134,7 +100,7 @@ def test_drift_starts_the_training_pipeline_on_kfp(registered_model: str, kfp_ho
     decision = outcome.report["retrain"]
     assert decision["started"] and decision["where"] == f"kfp:{kfp_host}"
     assert decision["run"]["run_id"] == "run-42"
-    runs = [b for p, b in _Kfp.posted if p.startswith("/apis/v2beta1/runs")]
+    runs = kfp.posted("/apis/v2beta1/runs")
     assert len(runs) == 1 and runs[0]["display_name"].startswith("retrain-on-drift-")
     params = runs[0]["runtime_config"]["parameters"]
     assert params["data_uri"] == str(data)
@@ -144,7 +110,7 @@ def test_drift_starts_the_training_pipeline_on_kfp(registered_model: str, kfp_ho
                         reference=str(tmp_path / "ref.parquet"), out=tmp_path / "out2",
                         config=cfg, retrain=True, kfp_host=kfp_host)
     assert not outcome.report["retrain"]["started"]
-    assert len([p for p, _ in _Kfp.posted if p.startswith("/apis/v2beta1/runs")]) == 1
+    assert len(kfp.posted("/apis/v2beta1/runs")) == 1
     from creditrisk.registry import _client
 
     tags = _client().get_registered_model(registered_model).tags

@@ -6,61 +6,20 @@ its Secrets, the parameters, the experiment, the schedule."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
-from pipeline_helpers import run_cli
+from pipeline_helpers import recording_kfp, run_cli
 
 pytestmark = pytest.mark.unit
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    requests: ClassVar[list[tuple[str, str, Any]]] = []
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _reply(self, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:
-        self.requests.append(("GET", self.path, None))
-        if self.path.startswith("/apis/v2beta1/healthz"):
-            self._reply({"multi_user": False})
-        else:  # experiment look-up by name: none yet
-            self._reply({"experiments": [], "total_size": 0})
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", 0))
-        body = json.loads(self.rfile.read(length) or b"{}")
-        self.requests.append(("POST", self.path, body))
-        if self.path.startswith("/apis/v2beta1/experiments"):
-            self._reply({"experiment_id": "exp-1", "display_name": body["display_name"]})
-        elif self.path.startswith("/apis/v2beta1/recurringruns"):
-            self._reply({"recurring_run_id": "rr-1", "display_name": body["display_name"]})
-        else:
-            self._reply({"run_id": "run-1", "display_name": body.get("display_name")})
-
-
 @pytest.fixture
 def kfp_endpoint() -> Iterator[tuple[str, list[tuple[str, str, Any]]]]:
-    _Recorder.requests = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", _Recorder.requests
-    finally:
-        server.shutdown()
+    with recording_kfp() as kfp:
+        yield kfp.url, kfp.requests
 
 
 def _posted(requests: list[tuple[str, str, Any]], prefix: str) -> dict[str, Any]:

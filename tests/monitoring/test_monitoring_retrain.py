@@ -15,7 +15,7 @@ import pytest
 
 from creditrisk.monitoring.config import MonitoringConfig
 from creditrisk.monitoring.retrain import LAST_RETRAIN_TAG, last_retrain, maybe_retrain
-from tests.pipelines.pipeline_helpers import KfpEndpoint, recording_kfp
+from tests.pipelines.pipeline_helpers import FAST_CONFIG, KfpEndpoint, recording_kfp
 from tests.synthetic import synthetic_frame
 
 pytestmark = pytest.mark.integration
@@ -115,21 +115,6 @@ def test_drift_starts_the_training_pipeline_on_kfp(registered_model: str, kfp: K
 
     tags = _client().get_registered_model(registered_model).tags
     assert json.loads(tags[LAST_RETRAIN_TAG])["run"]["run_id"] == "run-42"
-
-
-FAST_CONFIG = """\
-cv:
-  folds: 2
-search:
-  enabled: false
-model:
-  n_jobs: 1
-  params:
-    n_estimators: 120
-    learning_rate: 0.08
-baseline:
-  max_iter: 500
-"""
 
 
 @pytest.mark.slow

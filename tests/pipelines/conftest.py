@@ -11,26 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_helpers import run_cli
-
-#: Search off, 2-fold CV, few trees, one thread: the whole pipeline in about a minute.
-FAST_CONFIG = """\
-cv:
-  folds: 2
-search:
-  enabled: false
-model:
-  n_jobs: 1
-  params:
-    n_estimators: 120
-    learning_rate: 0.08
-    num_leaves: 15
-    min_child_samples: 80
-baseline:
-  max_iter: 500
-calibration:
-  methods: [sigmoid]
-"""
+from pipeline_helpers import FAST_CONFIG, run_cli
 
 
 @pytest.fixture(scope="session")

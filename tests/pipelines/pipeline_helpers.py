@@ -18,11 +18,30 @@ import pytest
 
 from tests.helpers import free_port
 
-__all__ = ["COMPILED", "REPO", "KfpEndpoint", "free_port", "recording_kfp", "run_cli",
-           "use_home"]
+__all__ = ["COMPILED", "FAST_CONFIG", "REPO", "KfpEndpoint", "free_port", "recording_kfp",
+           "run_cli", "use_home"]
 
 REPO = Path(__file__).resolve().parents[2]
 COMPILED = REPO / "pipelines" / "compiled"
+
+#: Search off, 2-fold CV, few trees, one thread: the whole pipeline in about a minute.
+FAST_CONFIG = """\
+cv:
+  folds: 2
+search:
+  enabled: false
+model:
+  n_jobs: 1
+  params:
+    n_estimators: 120
+    learning_rate: 0.08
+    num_leaves: 15
+    min_child_samples: 80
+baseline:
+  max_iter: 500
+calibration:
+  methods: [sigmoid]
+"""
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None,

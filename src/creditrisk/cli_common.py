@@ -1,4 +1,5 @@
-"""What every `creditrisk` sub-command shares: user errors as one message, JSON output."""
+"""What every `creditrisk` sub-command shares: how a sub-app is made, user errors as one
+message, JSON output."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ from creditrisk.errors import CreditRiskError
 
 console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def sub_app(help: str) -> typer.Typer:
+    """A command group mounted under ``creditrisk`` (and runnable on its own): its help
+    when called without a command; errors a user can act on are one message (see
+    :func:`user_errors`), so no pretty-printed tracebacks."""
+    return typer.Typer(help=help, no_args_is_help=True, pretty_exceptions_enable=False)
 
 
 def user_errors(fn: F) -> F:

@@ -10,14 +10,11 @@ from typing import Annotated
 
 import typer
 
-from creditrisk.cli_common import console, print_json, user_errors
+from creditrisk.cli_common import console, print_json, sub_app, user_errors
 
-deploy_app = typer.Typer(
-    help="Cluster deployment helpers: S3 buckets, the kustomize/Helm copies of the "
-    "monitoring rules and dashboards.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
+deploy_app = sub_app(
+    "Cluster deployment helpers: S3 buckets, the kustomize/Helm copies of the "
+    "monitoring rules and dashboards.")
 
 
 @user_errors

@@ -12,14 +12,11 @@ from typing import Annotated, Any
 
 import typer
 
-from creditrisk.cli_common import console, print_json, user_errors
+from creditrisk.cli_common import console, print_json, sub_app, user_errors
 
-monitor_app = typer.Typer(
-    help="Monitoring: data and prediction drift, live performance against delayed "
-    "labels, the Grafana dashboards.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
+monitor_app = sub_app(
+    "Monitoring: data and prediction drift, live performance against delayed "
+    "labels, the Grafana dashboards.")
 
 SinceOpt = Annotated[str | None, typer.Option(
     "--since", help="Window start: ISO 8601 time (UTC if no zone) or a span before now "

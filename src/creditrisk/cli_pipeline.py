@@ -15,14 +15,11 @@ from typing import Annotated, Any
 
 import typer
 
-from creditrisk.cli_common import print_json, user_errors
+from creditrisk.cli_common import print_json, sub_app, user_errors
 
-pipeline_app = typer.Typer(
-    help="Kubeflow Pipelines: run the training and batch-scoring pipelines locally, "
-    "submit them to a cluster, compile them.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
+pipeline_app = sub_app(
+    "Kubeflow Pipelines: run the training and batch-scoring pipelines locally, "
+    "submit them to a cluster, compile them.")
 
 class Pipeline(StrEnum):
     training = "training"

@@ -80,17 +80,13 @@ def _cli(*args: str, env: dict[str, str]) -> Result:
     from creditrisk.cli import app
     from creditrisk.settings import reset_settings
 
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    reset_settings()
     try:
-        r = CliRunner().invoke(app, list(args), catch_exceptions=False)
+        with pytest.MonkeyPatch.context() as mp:
+            for k, v in env.items():
+                mp.setenv(k, v)
+            reset_settings()
+            r = CliRunner().invoke(app, list(args), catch_exceptions=False)
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         reset_settings()
     return Result(r.exit_code, r.stdout, r.stderr)
 

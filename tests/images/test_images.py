@@ -1,10 +1,11 @@
 """Both images built with scripts/build-images.sh, and run as the manifests run them.
 
-The serving image runs as uid 10001 (as the manifests run it) with a read-only root filesystem, /tmp as the only
-writable path (a tmpfs here, an emptyDir in the cluster), every capability dropped, no
-privilege escalation, the model mounted read-only at /mnt/models: the predictor and the
-transformer (two containers, as in the InferenceService) answer v1 and v2 predictions,
-an explanation and a bad request. Slow tier: a cold build takes minutes.
+The serving image runs as uid 10001 (as the manifests run it) with a read-only root
+filesystem, /tmp as the only writable path (a tmpfs here, an emptyDir in the cluster),
+every capability dropped, no privilege escalation, the model mounted read-only at
+/mnt/models: the predictor and the transformer (two containers, as in the
+InferenceService) answer v1 and v2 predictions, an explanation and a bad request. Slow
+tier: a cold build takes minutes.
 """
 
 from __future__ import annotations

@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import REPO, free_port
 
 __all__ = ["COMPILED", "FAST_CONFIG", "REPO", "KfpEndpoint", "free_port", "recording_kfp",
            "run_cli", "use_home"]
 
-REPO = Path(__file__).resolve().parents[2]
 COMPILED = REPO / "pipelines" / "compiled"
 
 #: Search off, 2-fold CV, few trees, one thread: the whole pipeline in about a minute.

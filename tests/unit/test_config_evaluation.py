@@ -19,9 +19,9 @@ from creditrisk.evaluation import (
     ks_statistic,
 )
 from creditrisk.registry import judge
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.unit
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_repo_config_is_the_documented_default() -> None:

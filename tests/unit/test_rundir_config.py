@@ -19,10 +19,10 @@ from creditrisk.config import (
 from creditrisk.contract import FEATURE_NAMES, TARGET
 from creditrisk.errors import ConfigError
 from creditrisk.rundir import REFERENCE_ARTIFACT, RunDir, reference_sample
+from tests.helpers import REPO
 from tests.synthetic import synthetic_frame
 
 pytestmark = pytest.mark.unit
-REPO = Path(__file__).resolve().parents[2]
 
 
 def test_reference_sample_is_the_contract_columns_and_target() -> None:

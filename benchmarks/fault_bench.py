@@ -35,6 +35,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests.serving.predlog_helpers: the S3 outage forwarder
 
+from serving_bench import DATA_FILE, client_records, server_env  # noqa: E402
+
 from creditrisk.serve.local import (  # noqa: E402
     ServerProcess,
     free_port,
@@ -255,13 +257,9 @@ def main() -> None:
     from creditrisk.data import load_dataset
 
     root = Path(tempfile.mkdtemp(prefix="fault-bench-"))
-    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])}
-    if Path(args.model_dir).is_dir():
-        env["CREDITRISK_HOME"] = str(root / "home")
-    data = REPO.parent / "shared" / "data" / "default_of_credit_card_clients.csv"
-    frame = load_dataset(data).loc[:, list(FEATURE_NAMES)].sample(2000, random_state=3)
-    records = [{k: (int(v) if float(v).is_integer() else float(v)) for k, v in r.items()}
-               for r in frame.to_dict("records")]
+    env = server_env(args.model_dir, root)
+    frame = load_dataset(DATA_FILE).loc[:, list(FEATURE_NAMES)].sample(2000, random_state=3)
+    records = client_records(frame)
     names = ["transformer", "predictor", "s3"] if args.scenario == "all" else [args.scenario]
     for name in names:
         work = root / name

@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from serving_bench import server_env
 
 from creditrisk.contract import FEATURE_NAMES, FEATURES
 from creditrisk.serve.local import predictor_process, transformer_process
 from creditrisk.settings import get_settings
 
-REPO = Path(__file__).resolve().parents[1]
 MODEL = get_settings().model_name
 CE = {"ce-specversion": "1.0", "ce-source": "bench", "ce-type": "t", "ce-id": "1"}
 
@@ -202,9 +202,7 @@ def main() -> None:
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="hostile-bench-"))
-    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])}
-    if Path(args.model_dir).is_dir():
-        env["CREDITRISK_HOME"] = str(work / "home")
+    env = server_env(args.model_dir, work)
     predictor = predictor_process(args.model_dir, workdir=work, env=env).start(timeout_s=120)
     transformer = None
     failed = False

@@ -25,7 +25,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from serving_bench import MODEL, REPO, Chain, Result, measure
+from serving_bench import (
+    DATA_FILE,
+    MODEL,
+    Chain,
+    Result,
+    client_records,
+    measure,
+    server_env,
+)
 
 from creditrisk.serve.local import predictor_process, transformer_process, wait_ready
 
@@ -106,13 +114,9 @@ def main() -> None:
     from creditrisk.data import load_dataset
 
     work = Path(tempfile.mkdtemp(prefix="predlog-bench-"))
-    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])}
-    if Path(args.model_dir).is_dir():
-        env["CREDITRISK_HOME"] = str(work / "home")
-    data = REPO.parent / "shared" / "data" / "default_of_credit_card_clients.csv"
-    frame: pd.DataFrame = load_dataset(data).loc[:, list(FEATURE_NAMES)]
-    records = [{k: (int(v) if float(v).is_integer() else float(v)) for k, v in r.items()}
-               for r in frame.sample(1000, random_state=1).to_dict("records")]
+    env = server_env(args.model_dir, work)
+    frame: pd.DataFrame = load_dataset(DATA_FILE).loc[:, list(FEATURE_NAMES)]
+    records = client_records(frame.sample(1000, random_state=1))
     one, batch = work / "one.json", work / "batch.json"
     one.write_text(json.dumps({"instances": records[:1]}))
     batch.write_text(json.dumps({"instances": records}))

@@ -42,6 +42,8 @@ from creditrisk.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = get_settings().model_name
+#: The dev copy of the data set beside the repository.
+DATA_FILE = REPO.parent / "shared" / "data" / "default_of_credit_card_clients.csv"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -65,6 +67,22 @@ class Chain:
     def stop(self) -> None:
         for s in reversed(self.servers.values()):
             s.stop()
+
+
+def server_env(model_dir: str, work: Path) -> dict[str, str]:
+    """The environment, on top of this process's, of the servers a benchmark starts: the
+    repository importable; a model directory gets a fresh home under ``work``, a registry
+    URI is read from the caller's registry (CREDITRISK_HOME / MLFLOW_TRACKING_URI)."""
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])}
+    if Path(model_dir).is_dir():
+        env["CREDITRISK_HOME"] = str(work / "home")
+    return env
+
+
+def client_records(frame: Any) -> list[dict[str, Any]]:
+    """A frame's rows as a client sends them in JSON: whole numbers as ints."""
+    return [{k: (int(v) if float(v).is_integer() else float(v)) for k, v in r.items()}
+            for r in frame.to_dict("records")]
 
 
 def start_chain(name: str, predictor: ServerProcess, make_transformer: Any) -> Chain:
@@ -205,8 +223,7 @@ def main() -> None:
     ap.add_argument("--model_dir", help="saved model directory (MLmodel + model.skops) or a "
                     f"registry URI such as models:/{MODEL}@champion")
     ap.add_argument("--data", help="CSV to train a quick model on when no --model_dir",
-                    default=str(REPO.parent / "shared" / "data" /
-                                "default_of_credit_card_clients.csv"))
+                    default=str(DATA_FILE))
     ap.add_argument("--seconds", type=int, default=15)
     ap.add_argument("--batch_seconds", type=int, default=15)
     ap.add_argument("--skip_stock", action="store_true")
@@ -217,9 +234,6 @@ def main() -> None:
     from creditrisk.registry import load_model
 
     work = Path(tempfile.mkdtemp(prefix="serving-bench-"))
-    # On top of this process's environment; a registry URI is read from the caller's
-    # registry (CREDITRISK_HOME / MLFLOW_TRACKING_URI), a directory in a fresh home.
-    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])}
     frame = load_dataset(args.data).loc[:, list(FEATURE_NAMES)]
     model_dir = args.model_dir
     if model_dir is None:
@@ -231,13 +245,11 @@ def main() -> None:
         print("training a quick model ...", flush=True)
         run = run_training(config=cfg, data=load_dataset(args.data), out_dir=work / "run")
         model_dir = str(run.model_dir)
-    if Path(model_dir).is_dir():
-        env["CREDITRISK_HOME"] = str(work / "home")
+    env = server_env(model_dir, work)
     model = load_model(model_dir)
 
     sample = frame.sample(1000, random_state=1)
-    records = [{k: (int(v) if float(v).is_integer() else float(v)) for k, v in r.items()}
-               for r in sample.to_dict("records")]
+    records = client_records(sample)
     expected = model.predict_proba(sample.to_numpy(dtype=np.float64))
     one = work / "one.json"
     one.write_text(json.dumps({"instances": records[:1]}))

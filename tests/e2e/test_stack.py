@@ -169,6 +169,10 @@ def test_prometheus_scrapes_servers_and_pushgateway(stack: Stack) -> None:
     served = stack.promql(f'sum(creditrisk_requests_total{{job="{names.TRANSFORMER_JOB}",'
                           'status="200"})')
     assert served and float(served[0]["value"][1]) > 0
+    # the traffic is a stream Prometheus sees growing: rates and increases are not empty
+    grew = stack.promql(f'sum(increase(creditrisk_requests_total{{job="{names.TRANSFORMER_JOB}"'
+                        ',status="200"}[10m]))')
+    assert grew and float(grew[0]["value"][1]) > 0
     assert stack.promql(f'creditrisk_requests_total{{job="{names.PREDICTOR_JOB}"}}')
     for metric in (names.DRIFT_SHARE, names.DRIFT_DETECTED, names.DRIFT_FEATURE_SCORE,
                    names.DRIFT_LAST_SUCCESS, names.LIVE_ROC_AUC):

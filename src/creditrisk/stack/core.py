@@ -55,6 +55,8 @@ INSTALL_HINTS = {
     "moto_server": "pip install 'moto[server]' (part of the dev extra: make install), or "
                    "point at your own S3/MinIO with --s3-endpoint URL",
 }
+#: The held-out records are sent as a stream over this many seconds (3 scrape intervals).
+TRAFFIC_SPREAD_S = 15.0
 #: Exit codes of the monitoring commands (issue 9): 0 ran, 3 too few rows, 2 user error.
 MONITOR_TOO_FEW_ROWS = 3
 
@@ -601,8 +603,12 @@ def up(*, config: Path | None = None, data: Path | None = None,
 
         with _environ(env):
             heldout = _heldout(layout, champion["run_id"])
+            # a stream over a few scrape intervals: rate() and increase() need two
+            # samples that differ, or the dashboards' rates and the no-traffic alert
+            # would see nothing
             traffic = send_heldout(layout.url("transformer"), layout.model_name, heldout,
-                                   labels_file=layout.labels_file, max_records=records)
+                                   labels_file=layout.labels_file, max_records=records,
+                                   spread_s=TRAFFIC_SPREAD_S)
             if traffic.failed:
                 raise StackError("requests to the endpoint failed: "
                                  + "; ".join(traffic.failed[:5]))

@@ -55,9 +55,13 @@ def _v2_records(body: dict[str, Any]) -> tuple[str, list[str]]:
 
 def send_heldout(transformer_url: str, model_name: str, frame: pd.DataFrame, *,
                  labels_file: Path, batch_size: int = 25, max_records: int | None = None,
-                 invalid_requests: int = 3, timeout_s: float = 30.0) -> Traffic:
+                 invalid_requests: int = 3, spread_s: float = 0.0,
+                 timeout_s: float = 30.0) -> Traffic:
     """Send ``frame``'s records (contract features; ``TARGET`` becomes the label) through
-    v1 and v2 in turn; write ``labels_file`` (CSV: request_id, record, label)."""
+    v1 and v2 in turn, as a stream lasting at least ``spread_s``; write ``labels_file``
+    (CSV: request_id, record, label)."""
+    import time
+
     import httpx
 
     rows = frame.loc[:, [*FEATURE_NAMES, TARGET]]
@@ -67,8 +71,13 @@ def send_heldout(transformer_url: str, model_name: str, frame: pd.DataFrame, *,
                for r in rows.to_dict(orient="records")]
     out = Traffic()
     labels: list[tuple[str, int, int]] = []
+    n_requests = max(1, -(-len(records) // batch_size))
+    t0 = time.monotonic()
     with httpx.Client(base_url=transformer_url, timeout=timeout_s) as client:
         for i, start in enumerate(range(0, len(records), batch_size)):
+            pause = t0 + spread_s * i / n_requests - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
             chunk = records[start:start + batch_size]
             features = [{k: r[k] for k in FEATURE_NAMES} for r in chunk]
             protocol = "v1" if i % 2 == 0 else "v2"

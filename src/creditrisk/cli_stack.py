@@ -59,7 +59,10 @@ def render_summary(facts: dict[str, Any], out: Console) -> None:
                   f"({t['records']['v2']} records), {t['rejected_as_expected']} invalid "
                   f"answered 4xx; {t['logged_records']} records in {facts['prediction_log']}")
     d = facts.get("drift")
-    if d:
+    if d and d.get("dataset_drift") is None:  # exit 3: too few rows, nothing judged
+        out.print(f"  [cyan]{'drift':<24}[/] [yellow]not judged[/]: {d.get('message')}",
+                  highlight=False)
+    elif d:
         verdict = ("[red]drift detected[/]" if d.get("dataset_drift")
                    else "[green]no dataset drift[/]")
         share = d.get("share_drifted")
@@ -69,9 +72,12 @@ def render_summary(facts: dict[str, Any], out: Console) -> None:
                      if d.get("drifted_features") else "")
                   + f"  report {d.get('html')}")
     p = facts.get("performance")
-    if p:
+    if p and p.get("exit_code"):
+        out.print(f"  [cyan]{'live performance':<24}[/] [yellow]not judged[/]: "
+                  f"{p.get('message')}", highlight=False)
+    elif p:
         shown = ", ".join(f"{k} {_fmt(v)}" for k, v in p.items()
-                          if k not in ("json", "exit_code"))
+                          if k not in ("json", "exit_code", "message"))
         out.print(f"  [cyan]{'live performance':<24}[/] {shown}  report {p.get('json')}")
     g = facts.get("grafana")
     if g:

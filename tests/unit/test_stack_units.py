@@ -104,3 +104,25 @@ def test_status_down_logs_without_a_stack() -> None:
     assert r.exit_code == 0 and "not running" in r.output
     r = runner.invoke(app, ["stack", "logs", "transformer"])
     assert r.exit_code == 2 and "no log 'transformer'" in r.output
+
+
+def test_summary_says_when_a_job_could_not_judge() -> None:
+    import io
+
+    from rich.console import Console
+
+    from creditrisk.cli_stack import render_summary
+
+    buf = io.StringIO()
+    facts = {"urls": {"mlflow": "http://127.0.0.1:5000", "endpoint": "http://127.0.0.1:8080"},
+             "drift": {"dataset_drift": None, "exit_code": 3,
+                       "message": "too few rows to compare (current: 300 row(s))"},
+             "performance": {"exit_code": 0, "labelled_rows": 300, "roc_auc": 0.8,
+                             "json": "p.json", "message": None},
+             "missing": ["prometheus not found: ..."], "logs": "logs"}
+    render_summary(facts, Console(file=buf, width=200))
+    text = buf.getvalue()
+    assert "not judged: too few rows to compare (current: 300 row(s))" in text
+    assert "no dataset drift" not in text
+    assert "labelled_rows 300, roc_auc 0.8000" in text
+    assert "missing: prometheus not found" in text

@@ -415,7 +415,7 @@ def _drift_summary(r: dict[str, Any]) -> dict[str, Any]:
     return {"dataset_drift": d.get("dataset_drift"), "share_drifted": d.get("share_drifted"),
             "drifted_features": d.get("drifted_features"), "rows": d.get("rows"),
             "html": str(Path(r["out"]) / "drift.html"), "json": r["report"],
-            "exit_code": r["exit_code"]}
+            "exit_code": r["exit_code"], "message": d.get("message")}
 
 
 def _performance_summary(r: dict[str, Any]) -> dict[str, Any]:
@@ -425,7 +425,8 @@ def _performance_summary(r: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"labelled_rows": (d.get("rows") or {}).get("labelled_rows")}
     out |= {k: m[k] for k in ("roc_auc", "pr_auc", "brier", "ece") if k in m}
     out |= {k: live[k] for k in ("approval_rate", "default_rate") if k in live}
-    return {**out, "json": r["report"], "exit_code": r["exit_code"]}
+    return {**out, "json": r["report"], "exit_code": r["exit_code"],
+            "message": d.get("message")}
 
 
 def _prometheus_targets(layout: StackLayout) -> dict[str, str]:

@@ -75,8 +75,9 @@ def _now() -> str:
 
 
 def _which(*names: str, bin_dir: Path) -> str | None:
+    """This environment's own executable first (its pinned mlflow and moto), then PATH."""
     for n in names:
-        found = shutil.which(n) or shutil.which(n, path=str(bin_dir))
+        found = shutil.which(n, path=str(bin_dir)) or shutil.which(n)
         if found:
             return found
     return None

@@ -96,20 +96,24 @@ class StepTime:
 
 
 class _StepTimer(logging.Filter):
-    """Reads kfp.local's own log records to time each step (subprocess start included)."""
+    """Reads kfp.local's own log records to time each step (subprocess start included).
+
+    Iterations of a ``dsl.ParallelFor`` share their task's name: their starts are queued
+    per name and paired with finishes first in, first out, so each iteration is its own
+    entry (an iteration that overtakes another swaps their times, never merges them)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.started: dict[str, float] = {}
+        self.started: dict[str, list[float]] = {}
         self.steps: list[StepTime] = []
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg = _ANSI.sub("", record.getMessage())
         if m := _START.search(msg):
-            self.started[m.group(1)] = record.created
-        elif (m := _END.search(msg)) and m.group(1) in self.started:
-            self.steps.append(StepTime(m.group(1),
-                                       round(record.created - self.started[m.group(1)], 2),
+            self.started.setdefault(m.group(1), []).append(record.created)
+        elif (m := _END.search(msg)) and self.started.get(m.group(1)):
+            began = self.started[m.group(1)].pop(0)
+            self.steps.append(StepTime(m.group(1), round(record.created - began, 2),
                                        m.group(2)))
         return True
 

@@ -61,10 +61,9 @@ def test_parallel_for_scores_every_row_exactly_once(tmp_path: Path, model_dir: P
             {"input_uri": str(src), "output_uri": str(out), "model_uri": str(model_dir),
              "tracking_uri": "", "shards": 3},
             log_stream=devnull)
-    # (the step timer keys steps by name: concurrent shards may show as one)
     steps = [s.step for s in run.steps]
     assert steps[0] == "shard-input" and steps[-1] == "gather-scores", steps
-    assert set(steps) == {"shard-input", "score-shard", "gather-scores"}
+    assert steps.count("score-shard") == 3, steps  # one timed entry per shard
     assert all(s.status == "SUCCESS" for s in run.steps)
 
     summary = orchestration.summarise_scoring(run)["summary"]

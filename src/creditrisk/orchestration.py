@@ -15,6 +15,7 @@ The pipelines themselves live in the top-level ``pipelines`` package, their step
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import io
 import json
@@ -200,6 +201,10 @@ def run_local(
     timer = _StepTimer()
     tee = _Tee(log_stream or sys.stderr)
     logging.getLogger().addFilter(timer)
+    # kfp.local swaps builtins.print for an indenting one around each task and puts back
+    # what it found; ParallelFor iterations in threads interleave those swaps and can leave
+    # the indenting print installed for good: put this process's own back afterwards.
+    own_print = builtins.print
     t0 = time.perf_counter()
     try:
         with _quiet_local_warnings(), contextlib.redirect_stdout(tee):
@@ -212,6 +217,7 @@ def run_local(
                else "see the step log above")
         raise PipelineError(f"pipeline {name} failed in step '{step}': {why}") from None
     finally:
+        builtins.print = own_print
         logging.getLogger().removeFilter(timer)
     seconds = round(time.perf_counter() - t0, 2)
     raw = dict(task.outputs) if task.outputs else {}

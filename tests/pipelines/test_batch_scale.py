@@ -3,6 +3,7 @@ run locally by kfp.local on a synthetic clients file, and the library functions 
 
 from __future__ import annotations
 
+import builtins
 import os
 from pathlib import Path
 
@@ -55,12 +56,14 @@ def test_parallel_for_scores_every_row_exactly_once(tmp_path: Path, model_dir: P
     src = tmp_path / "clients.csv"
     clients.to_csv(src, index=False)
     out = tmp_path / "scored" / "{date}" / "scored-{run_id}.parquet"
+    own_print = builtins.print
     with open(os.devnull, "w") as devnull:
         run = orchestration.run_local(
             "batch-scoring",
             {"input_uri": str(src), "output_uri": str(out), "model_uri": str(model_dir),
              "tracking_uri": "", "shards": 3},
             log_stream=devnull)
+    assert builtins.print is own_print  # kfp.local's threads left no patched print behind
     steps = [s.step for s in run.steps]
     assert steps[0] == "shard-input" and steps[-1] == "gather-scores", steps
     assert steps.count("score-shard") == 3, steps  # one timed entry per shard

@@ -99,7 +99,7 @@ kind-down:  ## delete the kind cluster
 test: install system-deps tools  ## the default test run: unit + integration (+ e2e), lint and types
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest -m "not slow" --junitxml=outputs/junit.xml
+	$(BIN)/pytest -m "not slow" --durations=15 --junitxml=outputs/junit.xml
 
 test-unit: install  ## unit tests only (seconds)
 	$(BIN)/pytest -m unit

@@ -100,8 +100,8 @@ class _StepTimer(logging.Filter):
     """Reads kfp.local's own log records to time each step (subprocess start included).
 
     Iterations of a ``dsl.ParallelFor`` share their task's name: their starts are queued
-    per name and paired with finishes first in, first out, so each iteration is its own
-    entry (an iteration that overtakes another swaps their times, never merges them)."""
+    per name and paired with finishes first in, first out, so iterations are not merged
+    into one entry (best effort: kfp.local does not log every iteration's start)."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -12,7 +12,7 @@ OUT ?= outputs/train
 .PHONY: help install data train demo test test-all test-unit lint typecheck \
         pipelines pipeline-local serve bench clean system-deps tools \
         sync-monitoring kind-up kind-down images bench-batch bench-hostile \
-        dashboards bench-monitoring
+        dashboards bench-monitoring ci-cold
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -115,3 +115,6 @@ typecheck: install
 
 clean:  ## remove local state (data cache, MLflow store, outputs)
 	rm -rf .creditrisk outputs
+
+ci-cold:  ## CI as a new machine runs it: caches and images removed, fresh clone, .ci/run (PURGE_DEBS=1: Debian packages too)
+	bash scripts/ci-cold.sh $$([ -n "$(PURGE_DEBS)" ] && echo --purge-debs)

@@ -13,22 +13,25 @@
 #                system bundle)
 # --debootstrap: where no base image can be pulled, make localhost/debian-base:bookworm
 #   with `debootstrap --variant=minbase` from the host's Debian mirror (once; reused) and
-#   build on it.
+#   build on it. The mirror is the first Debian one of the host's apt sources, one-line
+#   (sources.list, *.list) or deb822 (*.sources); --print-mirror prints it and exits.
 # The host's pip index settings (http/https index-url, extra-index-url, trusted-host) and
 # CA bundle reach pip in the build as build secrets: no layer and no file in git holds
 # them. Host-local indexes (file://, find-links) are left out: the build cannot see them.
-set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 DEBIAN_BASE=localhost/debian-base:bookworm
 debootstrap_base=0
+mirror_only=0
 targets=()
 for arg in "$@"; do
   case "$arg" in
     --debootstrap) debootstrap_base=1 ;;
     serve|train) targets+=("$arg") ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
-    *) echo "build-images.sh: unknown argument '$arg' (expected --debootstrap, serve, train)" >&2; exit 2 ;;
+    --print-mirror) mirror_only=1 ;;
+    *) echo "build-images.sh: unknown argument '$arg' (expected --debootstrap, --print-mirror, serve, train)" >&2; exit 2 ;;
   esac
 done
 [ "${#targets[@]}" -gt 0 ] || targets=(serve train)
@@ -44,14 +47,27 @@ image_name() {  # image_name serve|train -> the settings' image reference
   "$PY" -c "from creditrisk.settings import get_settings; print(get_settings().$1_image)"
 }
 
+debian_mirror() {  # the host's Debian mirror (one-line sources.list or deb822 *.sources), or nothing
+  local files=() f
+  local apt=${APT_ETC:-/etc/apt}
+  for f in "$apt/sources.list" "$apt"/sources.list.d/*.list "$apt"/sources.list.d/*.sources; do
+    [ -f "$f" ] && files+=("$f")
+  done
+  [ "${#files[@]}" -gt 0 ] || return 0
+  # One-line form: "deb [options] URI suite ..."; deb822 form: "URIs: URI ...".
+  awk '
+    /^[ \t]*deb[ \t]/ { for (i = 2; i <= NF; i++) if ($i ~ /^https?:\/\/.*\/debian\/?$/) { print $i; exit } }
+    /^[ \t]*URIs:/     { for (i = 2; i <= NF; i++) if ($i ~ /^https?:\/\/.*\/debian\/?$/) { print $i; exit } }
+  ' "${files[@]}"
+}
+
 make_debian_base() {
   if "$ENGINE" image exists "$DEBIAN_BASE" 2>/dev/null \
      || "$ENGINE" image inspect "$DEBIAN_BASE" >/dev/null 2>&1; then
     return
   fi
   local mirror rootfs
-  mirror=$(grep -rhoE '(^deb|^URIs:) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-           | grep -oE 'https?://[^ ]+' | head -n1)
+  mirror=$(debian_mirror)
   mirror=${mirror:-http://deb.debian.org/debian}
   rootfs=$(mktemp -d)
   echo "debootstrap bookworm from $mirror" >&2
@@ -63,6 +79,11 @@ make_debian_base() {
   tar -C "$rootfs" -c . | "$ENGINE" import - "$DEBIAN_BASE" >&2
   rm -rf "$rootfs"
 }
+
+if [ "$mirror_only" = 1 ]; then  # what --debootstrap would use (APT_ETC: another /etc/apt)
+  debian_mirror
+  exit 0
+fi
 
 secrets_dir=$(mktemp -d)
 trap 'rm -rf "$secrets_dir"' EXIT

@@ -4,9 +4,11 @@
 # headless Chromium (checks that HTML reports render), wrk (benchmarks), and podman with
 # runc and debootstrap (the slow tier builds and runs both images on a debootstrapped base).
 # Idempotent; installs only what is missing. Run as root (CI) or with sudo.
-set -euo pipefail
+# --list prints the packages and exits.
+source "$(dirname "$0")/lib.sh"
 packages=(prometheus prometheus-pushgateway prometheus-alertmanager postgresql chromium wrk
           podman runc debootstrap)
+if [ "${1:-}" = --list ]; then printf '%s\n' "${packages[@]}"; exit 0; fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -16,8 +18,9 @@ if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "installing Debian packages: ${missing[*]}"
+run_logged "apt-get update" apt-get update
+run_logged "apt-get install" apt-get install -y --no-install-recommends "${missing[@]}"
 # The Debian packages start their services; the tests start their own on free ports.
 for svc in prometheus prometheus-pushgateway prometheus-alertmanager prometheus-node-exporter postgresql; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then

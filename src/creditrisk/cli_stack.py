@@ -30,34 +30,19 @@ def _fmt(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
-def render_summary(facts: dict[str, Any], out: Console) -> None:
-    """The short human summary of a running stack."""
-    urls = facts.get("urls", {})
-    champ = facts.get("champion") or {}
-    name = champ.get("name", "credit-default")
-    out.print()
-    out.rule("[bold]creditrisk local stack[/]")
-    rows = [("MLflow UI", urls.get("mlflow")),
-            ("endpoint (transformer)", f"{urls.get('endpoint')}/v1/models/{name}:predict"
-                                       f"  |  /v2/models/{name}/infer"),
-            ("Prometheus", urls.get("prometheus") and f"{urls['prometheus']}/alerts"),
-            ("Pushgateway", urls.get("pushgateway")),
-            ("S3 (bucket)", f"{urls.get('s3')} ({facts.get('bucket')})")]
-    for label, value in rows:
-        if value:
-            out.print(f"  [cyan]{label:<24}[/] {value}")
-    if champ:
-        m = champ.get("metrics", {})
-        shown = ", ".join(f"{k.removeprefix('test_')} {_fmt(v)}" for k, v in m.items()
-                          if k.startswith("test_"))
-        out.print(f"  [cyan]{'champion':<24}[/] {name} version {champ.get('version')}"
-                  f"  (held-out {shown})")
-    t = facts.get("traffic")
-    if t:
-        out.print(f"  [cyan]{'requests':<24}[/] v1 {t['requests']['v1']} "
-                  f"({t['records']['v1']} records), v2 {t['requests']['v2']} "
-                  f"({t['records']['v2']} records), {t['rejected_as_expected']} invalid "
-                  f"answered 4xx; {t['logged_records']} records in {facts['prediction_log']}")
+def _prometheus_row(facts: dict[str, Any]) -> str | None:
+    """Prometheus and where it serves its targets and alerts (the pages `stack up` found
+    it serving: Debian's build has only the classic UI)."""
+    url = facts.get("urls", {}).get("prometheus")
+    if not url:
+        return None
+    pages = facts.get("prometheus_pages") or {}
+    shown = [f"{page} {pages[page]}" for page in ("targets", "alerts") if page in pages]
+    return f"{url}  ({', '.join(shown)})" if shown else url
+
+
+def _render_jobs(facts: dict[str, Any], out: Console) -> None:
+    """The drift and live-performance jobs' lines (or why they could not judge)."""
     d = facts.get("drift")
     if d and d.get("dataset_drift") is None:  # exit 3: too few rows, nothing judged
         out.print(f"  [cyan]{'drift':<24}[/] [yellow]not judged[/]: {d.get('message')}",
@@ -79,6 +64,39 @@ def render_summary(facts: dict[str, Any], out: Console) -> None:
         shown = ", ".join(f"{k} {_fmt(v)}" for k, v in p.items()
                           if k not in ("json", "exit_code", "message"))
         out.print(f"  [cyan]{'live performance':<24}[/] {shown}  report {p.get('json')}")
+
+
+def render_summary(facts: dict[str, Any], out: Console) -> None:
+    """The short human summary of a running stack."""
+    from creditrisk.settings import get_settings
+
+    urls = facts.get("urls", {})
+    champ = facts.get("champion") or {}
+    name = champ.get("name") or get_settings().model_name
+    out.print()
+    out.rule("[bold]creditrisk local stack[/]")
+    rows = [("MLflow UI", urls.get("mlflow")),
+            ("endpoint (transformer)", f"{urls.get('endpoint')}/v1/models/{name}:predict"
+                                       f"  |  /v2/models/{name}/infer"),
+            ("Prometheus", _prometheus_row(facts)),
+            ("Pushgateway", urls.get("pushgateway")),
+            ("S3 (bucket)", f"{urls.get('s3')} ({facts.get('bucket')})")]
+    for label, value in rows:
+        if value:
+            out.print(f"  [cyan]{label:<24}[/] {value}")
+    if champ:
+        m = champ.get("metrics", {})
+        shown = ", ".join(f"{k.removeprefix('test_')} {_fmt(v)}" for k, v in m.items()
+                          if k.startswith("test_"))
+        out.print(f"  [cyan]{'champion':<24}[/] {name} version {champ.get('version')}"
+                  f"  (held-out {shown})")
+    t = facts.get("traffic")
+    if t:
+        out.print(f"  [cyan]{'requests':<24}[/] v1 {t['requests']['v1']} "
+                  f"({t['records']['v1']} records), v2 {t['requests']['v2']} "
+                  f"({t['records']['v2']} records), {t['rejected_as_expected']} invalid "
+                  f"answered 4xx; {t['logged_records']} records in {facts['prediction_log']}")
+    _render_jobs(facts, out)
     g = facts.get("grafana")
     if g:
         out.print(f"  [cyan]{'Grafana (yours)':<24}[/] provisioning {g['provisioning']}; "
@@ -90,8 +108,6 @@ def render_summary(facts: dict[str, Any], out: Console) -> None:
                   f"of the stack {facts['peak_rss_mb']} MiB")
     for note in facts.get("missing", []):
         out.print(f"  [yellow]missing:[/] {note}", highlight=False)
-    for note in facts.get("pending", []):
-        out.print(f"  [yellow]pending:[/] {note}", highlight=False)
     out.print("  stop with [bold]creditrisk stack down[/]; facts as JSON: "
               "[bold]creditrisk stack status --json[/]")
 

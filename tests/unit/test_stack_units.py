@@ -1,10 +1,17 @@
-"""The local stack's pieces that need no server: the supervisord config, the layout,
-the Prometheus and Grafana files, and the CLI's answers when there is nothing to act on
-(the whole flow is tests/e2e/test_stack.py)."""
+"""The local stack's pieces that need no server of the stack: the table of its servers
+and the supervisord config made of it, the preflight, the layout, the Prometheus and
+Grafana files, finding Prometheus' pages, the summary, the CLI's answers when there is
+nothing to act on, and `install-system-deps.sh --only` (the whole flow, restarts
+included, is tests/e2e/test_stack.py)."""
 
 from __future__ import annotations
 
+import http.server
 import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +22,9 @@ from creditrisk.cli import app
 from creditrisk.settings import get_settings, reset_settings
 from creditrisk.stack import observability
 from creditrisk.stack.layout import StackLayout
+from creditrisk.stack.programs import NAMES, SERVER_RESTART, SERVERS
 from creditrisk.stack.supervisor import Program, render_conf
+from tests.helpers import REPO
 
 pytestmark = pytest.mark.unit
 
@@ -32,9 +41,62 @@ def test_supervisord_conf_escapes_and_groups(tmp_path: Path) -> None:
     assert "command=mlflow server --x 'a b%%c'" in conf
     section = conf.split("[program:mlflow]")[1]
     for line in ("autostart=false", "stopasgroup=true", "killasgroup=true",
+                 "autorestart=false", "startretries=0",
                  f"stdout_logfile={layout.logs / 'mlflow.log'}"):
         assert line in section
     assert f"serverurl=unix://{layout.socket}" in conf
+
+
+def test_the_table_names_every_server_once_and_each_comes_back(tmp_path: Path) -> None:
+    layout = _layout(tmp_path)
+    assert NAMES == ("s3", "mlflow", "pushgateway", "prometheus", "predictor",
+                     "transformer")
+    assert [s.order for s in SERVERS] == sorted(s.order for s in SERVERS)
+    assert all(s.name in layout.ports for s in SERVERS)  # health checks on its own port
+    tools = {"moto_server": "/x/moto_server", "mlflow": "/x/mlflow",
+             "prometheus": "/x/prometheus", "pushgateway": "/x/prometheus-pushgateway"}
+    conf = render_conf(layout, [s.program(layout, tools) for s in SERVERS], {})
+    for s in SERVERS:
+        section = conf.split(f"[program:{s.name}]")[1].split("[program:")[0]
+        assert s.restart == SERVER_RESTART
+        for line in ("autorestart=true", "startsecs=1", "startretries=3",
+                     f"priority={s.order}", f"stdout_logfile={layout.log_file(s.name)}"):
+            assert line in section, (s.name, line)
+    # the transformer stops first (its last log segment goes to S3), S3 last
+    waves = {s.name: s.stop_wave for s in SERVERS}
+    assert waves["transformer"] < waves["predictor"] < waves["s3"]
+    # the pushgateway keeps its metrics in the stack's own file, not Debian's shared one
+    assert f"--persistence.file={layout.prometheus_dir / 'pushgateway.data'}" in conf
+
+
+def test_preflight_leaves_out_what_it_cannot_run(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from creditrisk.stack import preflight
+
+    layout = StackLayout.from_settings(get_settings(), state_dir=tmp_path / "stack",
+                                       s3_endpoint="http://minio:9000")
+    found = {"moto_server": None, "mlflow": "/x/mlflow", "prometheus": None,
+             "pushgateway": "/x/pushgateway"}
+    monkeypatch.setattr(preflight, "find_tools", lambda _layout: found)
+    monkeypatch.setattr(preflight, "_check_ports", lambda *_a, **_k: None)
+    checked = preflight.preflight(layout, None)
+    assert [s.name for s in checked.servers] == ["mlflow", "predictor", "transformer"]
+    assert not checked.with_prometheus
+    assert checked.missing[0].startswith("prometheus not found: the stack runs without "
+                                         "the Pushgateway and Prometheus")
+    assert "install-system-deps.sh --only prometheus prometheus-pushgateway" in \
+        checked.missing[0]
+    found["mlflow"] = None
+    with pytest.raises(preflight.StackError, match="the MLflow server cannot start"):
+        preflight.preflight(layout, None)
+
+
+def test_the_stack_imports_nothing_from_the_cli() -> None:
+    code = ("import sys, creditrisk.stack.core; "
+            "print(sorted(m for m in sys.modules if m.startswith('creditrisk.cli')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=REPO).stdout
+    assert out.strip() == "[]"
 
 
 def test_socket_path_stays_short(tmp_path: Path) -> None:
@@ -126,3 +188,82 @@ def test_summary_says_when_a_job_could_not_judge() -> None:
     assert "no dataset drift" not in text
     assert "labelled_rows 300, roc_auc 0.8000" in text
     assert "missing: prometheus not found" in text
+
+
+class _PrometheusPages(http.server.BaseHTTPRequestHandler):
+    """Answers 200 on ``served`` paths, 404 elsewhere (as Prometheus' UI does)."""
+
+    served: frozenset[str] = frozenset()
+
+    def do_GET(self) -> None:
+        ok = self.path in self.served
+        self.send_response(200 if ok else 404)
+        self.end_headers()
+        self.wfile.write(b"<html></html>" if ok else b"404 page not found")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def pages_server() -> Iterator[type[_PrometheusPages]]:
+    handler = type("Handler", (_PrometheusPages,), {})
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    handler.url = f"http://127.0.0.1:{srv.server_address[1]}"  # type: ignore[attr-defined]
+    yield handler
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.mark.parametrize("served, expected", [
+    ({"/classic/targets", "/classic/alerts", "/classic/graph"}, "/classic/"),  # Debian 2.42
+    ({"/targets", "/alerts", "/graph", "/classic/alerts"}, "/"),  # a release build
+])
+def test_prometheus_pages_are_those_it_serves(pages_server: type[_PrometheusPages],
+                                              served: set[str], expected: str) -> None:
+    pages_server.served = frozenset(served)
+    url = pages_server.url  # type: ignore[attr-defined]
+    assert observability.ui_pages(url) == {
+        page: f"{url}{expected}{page}" for page in ("targets", "alerts", "graph")}
+    pages_server.served = frozenset()
+    assert observability.ui_pages(url) == {}
+
+
+def test_summary_links_prometheus_pages_and_names_the_model_from_settings(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from creditrisk.cli_stack import render_summary
+
+    monkeypatch.setenv("CREDITRISK_MODEL_NAME", "other-model")
+    reset_settings()
+    prom = "http://127.0.0.1:9090"
+    facts = {"urls": {"endpoint": "http://127.0.0.1:8080", "prometheus": prom},
+             "prometheus_pages": {"targets": f"{prom}/classic/targets",
+                                  "alerts": f"{prom}/classic/alerts"}, "logs": "logs"}
+    buf = io.StringIO()
+    render_summary(facts, Console(file=buf, width=300))
+    text = buf.getvalue()
+    assert (f"{prom}  (targets {prom}/classic/targets, alerts {prom}/classic/alerts)"
+            in text)
+    assert f"{prom}/alerts" not in text
+    assert "/v1/models/other-model:predict" in text and "credit-default" not in text
+
+
+def test_install_system_deps_only_selects_from_its_one_list() -> None:
+    script = str(REPO / "scripts" / "install-system-deps.sh")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", script, *args], capture_output=True, text=True)
+
+    everything = run("--list").stdout.split()
+    assert {"prometheus", "prometheus-pushgateway", "postgresql"} <= set(everything)
+    demo = run("--only", "prometheus", "prometheus-pushgateway", "--list")
+    assert demo.returncode == 0 and demo.stdout.split() == ["prometheus",
+                                                            "prometheus-pushgateway"]
+    bad = run("--only", "grafana", "--list")
+    assert bad.returncode == 2 and "'grafana' is not one of its packages" in bad.stderr
+    assert run("--only").returncode == 2

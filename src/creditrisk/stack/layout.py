@@ -28,9 +28,6 @@ from creditrisk.settings import Settings
 #: environment's AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
 MOTO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
-#: The supervised programs, in start order (the reverse is the stop order).
-PROGRAMS = ("s3", "mlflow", "pushgateway", "prometheus", "predictor", "transformer")
-
 #: Which settings field (and so which CREDITRISK_* variable) sets each port.
 PORT_SETTINGS = {
     "s3": "s3_port",
@@ -103,6 +100,10 @@ class StackLayout:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+    def log_file(self, name: str) -> Path:
+        """The log of a program or a step (``logs/<name>.log``)."""
+        return self.logs / f"{name}.log"
 
     @property
     def reports(self) -> Path:

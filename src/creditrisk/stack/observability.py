@@ -4,12 +4,18 @@ Prometheus scrapes the transformer, the predictor and the Pushgateway (the drift
 live-performance jobs push there) and loads the alert rule groups of
 ``monitoring/rules/`` (the one source of the rules). Grafana cannot run on every machine,
 so ``stack up`` only writes its provisioning: a datasource pointing at this Prometheus
-and a dashboard provider for ``monitoring/dashboards/*.json``.
+and a dashboard provider for ``monitoring/dashboards/*.json``. Once Prometheus runs, the
+stack asks it for its targets' health and finds which of its pages it serves (Debian's
+build serves only the classic UI, under ``/classic/``).
 """
 
 from __future__ import annotations
 
+import json
 import shlex
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +27,13 @@ from creditrisk.stack.layout import StackLayout
 SCRAPE_INTERVAL = "5s"
 #: The datasource uid the provisioning gives the stack's Prometheus.
 DATASOURCE_UID = "creditrisk-prometheus"
+#: Prometheus' pages the summary links to, each with where builds serve it: the React UI
+#: of a release build first, then the classic UI (all that Debian's 2.x build serves).
+UI_PAGES = {
+    "targets": ("/targets", "/classic/targets"),
+    "alerts": ("/alerts", "/classic/alerts"),
+    "graph": ("/graph", "/classic/graph"),
+}
 
 
 def scrape_jobs() -> list[str]:
@@ -94,3 +107,44 @@ def write_grafana_provisioning(layout: StackLayout) -> dict[str, Any]:
             "dashboards_present": sorted(p.name for p in dashboards.glob("*.json")),
             "docker_command": docker, "local_command": local,
             "url": "http://127.0.0.1:3000"}
+
+
+def prometheus_targets(url: str) -> dict[str, str]:
+    """Scrape job -> health, from Prometheus' own API; {} when it does not answer."""
+    try:
+        with urllib.request.urlopen(url + "/api/v1/targets", timeout=5) as r:
+            data = json.load(r)["data"]["activeTargets"]
+    except (urllib.error.URLError, OSError, KeyError, ValueError):
+        return {}
+    return {t["labels"].get("job", "?"): t["health"] for t in data}
+
+
+def wait_targets_up(url: str, jobs: list[str], timeout_s: float = 30.0) -> dict[str, str]:
+    """Poll the targets until every job in ``jobs`` is up; their last health."""
+    deadline = time.monotonic() + timeout_s
+    health: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        health = prometheus_targets(url)
+        if all(health.get(j) == "up" for j in jobs):
+            break
+        time.sleep(1.0)
+    return health
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return bool(200 <= r.status < 300)
+    except (urllib.error.URLError, OSError):  # HTTPError (404) included
+        return False
+
+
+def ui_pages(url: str) -> dict[str, str]:
+    """Page -> the URL of it this Prometheus serves (the first of :data:`UI_PAGES`'
+    places that answers 2xx); a page it serves nowhere is left out."""
+    found = {}
+    for page, paths in UI_PAGES.items():
+        served = next((url + p for p in paths if _answers(url + p)), None)
+        if served is not None:
+            found[page] = served
+    return found

@@ -5,7 +5,9 @@ logs and stop.
 Every program runs in its own process group (``stopasgroup``/``killasgroup``), so
 stopping one stops the children it forked (MLflow's uvicorn workers, for instance).
 Programs do not start with the daemon: ``stack up`` starts each when what it needs is
-ready (the servers only once training has promoted a champion).
+ready (the servers only once training has promoted a champion). Once started, a server
+that dies is started again by supervisord (its :class:`Restart` policy), as a
+Deployment's pod would be.
 """
 
 from __future__ import annotations
@@ -29,14 +31,34 @@ class StackError(CreditRiskError):
 
 
 @dataclass(frozen=True)
+class Restart:
+    """supervisord's restart policy of a program.
+
+    ``autorestart``: start it again whenever it exits (not when supervisord stops it);
+    ``startsecs``: how long it must stay up to count as started; ``startretries``: how
+    many times in a row a start that did not last ``startsecs`` is retried before the
+    program is FATAL (a crash loop ends instead of spinning).
+    """
+
+    autorestart: bool = False
+    startsecs: int = 1
+    startretries: int = 0
+
+
+#: Started once, never again (what every program had before the restart policies).
+NO_RESTART = Restart()
+
+
+@dataclass(frozen=True)
 class Program:
-    """One supervised process."""
+    """One supervised process, as supervisord's config states it."""
 
     name: str
     command: Sequence[str]
     priority: int
     stopwaitsecs: int = 20
     directory: Path | None = None
+    restart: Restart = NO_RESTART
 
 
 def _quote(value: str) -> str:
@@ -79,15 +101,15 @@ def render_conf(layout: StackLayout, programs: Sequence[Program],
             f"directory={_quote(str(p.directory or layout.root))}",
             f"priority={p.priority}",
             "autostart=false",
-            "autorestart=false",
-            "startsecs=1",
-            "startretries=0",
+            f"autorestart={str(p.restart.autorestart).lower()}",
+            f"startsecs={p.restart.startsecs}",
+            f"startretries={p.restart.startretries}",
             "stopsignal=TERM",
             f"stopwaitsecs={p.stopwaitsecs}",
             "stopasgroup=true",
             "killasgroup=true",
             "redirect_stderr=true",
-            f"stdout_logfile={_quote(str(layout.logs / (p.name + '.log')))}",
+            f"stdout_logfile={_quote(str(layout.log_file(p.name)))}",
             "stdout_logfile_maxbytes=20MB",
             "stdout_logfile_backups=1",
         ]
@@ -137,7 +159,7 @@ def start_program(layout: StackLayout, name: str) -> int:
     try:
         server.supervisor.startProcess(name, True)
     except xmlrpc.client.Fault as exc:
-        log = layout.logs / f"{name}.log"
+        log = layout.log_file(name)
         tail = log.read_text(errors="replace")[-2500:] if log.exists() else ""
         raise StackError(f"{name} did not start ({exc.faultString}); log {log}:\n{tail}"
                          ) from None

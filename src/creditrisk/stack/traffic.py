@@ -123,3 +123,22 @@ def send_heldout(transformer_url: str, model_name: str, frame: pd.DataFrame, *,
         w.writerows(labels)
     out.labels_file, out.labelled = str(labels_file), len(labels)
     return out
+
+
+def wait_prediction_log(uri: str, expected: int, timeout_s: float = 90.0) -> int:
+    """Wait until the transformer has uploaded ``expected`` scored records to ``uri``;
+    the number found (less than ``expected`` after the timeout)."""
+    import contextlib
+    import time
+
+    from creditrisk.serve.predlog import read_prediction_log
+
+    deadline = time.monotonic() + timeout_s
+    n = 0
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            n = len(read_prediction_log(uri))
+        if n >= expected:
+            return n
+        time.sleep(1.0)
+    return n

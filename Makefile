@@ -43,6 +43,15 @@ train: install  ## train with $(CONFIG), register the model in MLflow
 DEMO_CONFIG ?= configs/quick.yaml
 
 demo: install  ## the whole system on this machine (creditrisk stack up; stop: creditrisk stack down)
+	@# Prometheus and the Pushgateway (Debian packages) when they can be installed; else
+	@# one line says how, and the stack runs without them.
+	@if command -v prometheus >/dev/null && { command -v prometheus-pushgateway || command -v pushgateway; } >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  bash scripts/install-system-deps.sh --only prometheus prometheus-pushgateway \
+	    || echo "could not install Prometheus and the Pushgateway: the stack runs without them"; \
+	else \
+	  echo "without Prometheus and the Pushgateway; to have them: sudo bash scripts/install-system-deps.sh --only prometheus prometheus-pushgateway"; \
+	fi
 	@$(BIN)/creditrisk stack up --config $(DEMO_CONFIG) \
 	  $$([ -f "$(SHARED_DATA)" ] && echo --data "$(SHARED_DATA)")
 

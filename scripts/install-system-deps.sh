@@ -4,11 +4,39 @@
 # headless Chromium (checks that HTML reports render), wrk (benchmarks), and podman with
 # runc and debootstrap (the slow tier builds and runs both images on a debootstrapped base).
 # Idempotent; installs only what is missing. Run as root (CI) or with sudo.
-# --list prints the packages and exits.
+#   --list            print the packages and exit
+#   --only PKG...     only these of the packages (`make demo`: --only prometheus
+#                     prometheus-pushgateway); with --list, print them
 source "$(dirname "$0")/lib.sh"
 packages=(prometheus prometheus-pushgateway prometheus-alertmanager postgresql chromium wrk
           podman runc debootstrap)
-if [ "${1:-}" = --list ]; then printf '%s\n' "${packages[@]}"; exit 0; fi
+list=0
+only=()
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --list) list=1 ;;
+    --only)
+      shift
+      while [ "$#" -gt 0 ] && [ "${1#--}" = "$1" ]; do only+=("$1"); shift; done
+      if [ "${#only[@]}" -eq 0 ]; then
+        echo "install-system-deps.sh: --only needs at least one package" >&2; exit 2
+      fi
+      continue ;;
+    *) echo "install-system-deps.sh: unknown argument '$1' (expected --list, --only PKG...)" >&2
+       exit 2 ;;
+  esac
+  shift
+done
+if [ "${#only[@]}" -gt 0 ]; then
+  for p in "${only[@]}"; do
+    if ! printf '%s\n' "${packages[@]}" | grep -qx -- "$p"; then
+      echo "install-system-deps.sh: '$p' is not one of its packages: ${packages[*]}" >&2
+      exit 2
+    fi
+  done
+  packages=("${only[@]}")
+fi
+if [ "$list" = 1 ]; then printf '%s\n' "${packages[@]}"; exit 0; fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -20,6 +20,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from creditrisk import metric_names as mn
 from creditrisk.contract import AGE_BANDS, FEATURES_BY_NAME, age_band
 
 
@@ -42,15 +43,16 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, *, bins: int = 10) 
 
 
 def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Every metric of :data:`creditrisk.metric_names.CLASSIFICATION`, in its order."""
     y = np.asarray(y)
     p = np.asarray(p, dtype=np.float64)
     return {
-        "roc_auc": float(roc_auc_score(y, p)),
-        "pr_auc": float(average_precision_score(y, p)),
-        "brier": float(brier_score_loss(y, p)),
-        "log_loss": float(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15))),
-        "ks": ks_statistic(y, p),
-        "ece": expected_calibration_error(y, p),
+        mn.ROC_AUC: float(roc_auc_score(y, p)),
+        mn.PR_AUC: float(average_precision_score(y, p)),
+        mn.BRIER: float(brier_score_loss(y, p)),
+        mn.LOG_LOSS: float(log_loss(y, np.clip(p, 1e-15, 1 - 1e-15))),
+        mn.KS: ks_statistic(y, p),
+        mn.ECE: expected_calibration_error(y, p),
     }
 
 
@@ -121,7 +123,8 @@ def fairness_slices(frame: pd.DataFrame, p: np.ndarray, y: np.ndarray,
                     "group": str(value),
                     "n": int(m.sum()),
                     "default_rate": float(yy.mean()),
-                    "roc_auc": float(roc_auc_score(yy, p[m])) if 0 < yy.sum() < len(yy) else None,
+                    mn.ROC_AUC: (float(roc_auc_score(yy, p[m])) if 0 < yy.sum() < len(yy)
+                                 else None),
                     "approval_rate": float(approve[m].mean()),
                     "mean_probability": float(p[m].mean()),
                 }
@@ -250,8 +253,8 @@ def model_card(
         f"- Estimator: {summary.get('estimator')}",
         f"- Calibration: {summary.get('calibration') or 'none (did not improve Brier)'}",
         f"- Hyper-parameters: `{json.dumps(summary.get('params', {}), sort_keys=True)}`",
-        f"- Cross-validated ROC AUC: {summary.get('cv_roc_auc_mean', float('nan')):.4f} "
-        f"± {summary.get('cv_roc_auc_std', float('nan')):.4f}",
+        f"- Cross-validated ROC AUC: {summary.get(mn.CV_ROC_AUC_MEAN, float('nan')):.4f} "
+        f"± {summary.get(mn.CV_ROC_AUC_STD, float('nan')):.4f}",
         "",
         "## Data",
         f"- Training rows: {data.get('train_rows')}, test rows: {data.get('test_rows')}, "
@@ -262,7 +265,7 @@ def model_card(
         "| metric | model | baseline (logistic regression) |",
         "|---|---|---|",
     ]
-    for k in ("roc_auc", "pr_auc", "brier", "log_loss", "ks", "ece"):
+    for k in mn.CLASSIFICATION:
         b = baseline.get(k)
         lines.append(f"| {k} | {m[k]:.4f} | {'' if b is None else f'{b:.4f}'} |")
     t = config["threshold"]
@@ -279,7 +282,7 @@ def model_card(
         "|---|---|---|---|---|---|",
     ]
     for r in evaluation.fairness:
-        auc = "n/a" if r["roc_auc"] is None else f"{r['roc_auc']:.3f}"
+        auc = "n/a" if r[mn.ROC_AUC] is None else f"{r[mn.ROC_AUC]:.3f}"
         lines.append(f"| {r['attribute']} | {r['group']} | {r['n']} | {r['default_rate']:.3f} | "
                      f"{auc} | {r['approval_rate']:.3f} |")
     lines += [

@@ -23,6 +23,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from creditrisk import evaluation as ev
+from creditrisk import metric_names as mn
 from creditrisk.config import TrainConfig
 from creditrisk.contract import FEATURE_NAMES, TARGET
 from creditrisk.data import split as split_frame
@@ -105,7 +106,7 @@ def search_params(
     summary = {
         "enabled": True,
         "trials": len(study.trials),
-        "best_cv_roc_auc": float(study.best_value),
+        mn.SEARCH_BEST_CV_ROC_AUC: float(study.best_value),
         "seconds": round(time.perf_counter() - t0, 2),
     }
     return best, summary
@@ -182,12 +183,12 @@ def fit(*, train: pd.DataFrame, config: TrainConfig, progress: Progress = _noop)
         cost_false_positive=config.threshold.cost_false_positive,
     )
     cv = {
-        "cv_roc_auc_mean": float(np.mean(aucs)),
-        "cv_roc_auc_std": float(np.std(aucs)),
-        "cv_brier": best_brier,
-        "cv_brier_uncalibrated": brier_raw,
-        "baseline_cv_roc_auc_mean": float(np.mean(_fold_aucs(y, base_oof, folds=folds,
-                                                             seed=seed))),
+        mn.CV_ROC_AUC_MEAN: float(np.mean(aucs)),
+        mn.CV_ROC_AUC_STD: float(np.std(aucs)),
+        mn.CV_BRIER: best_brier,
+        mn.CV_BRIER_UNCALIBRATED: brier_raw,
+        mn.BASELINE_CV_ROC_AUC_MEAN: float(np.mean(_fold_aucs(y, base_oof, folds=folds,
+                                                              seed=seed))),
     }
     return FitResult(model=model, baseline=baseline, params=params, calibration=best_method,
                      threshold=threshold, cv=cv, search=search, seconds=seconds)
@@ -260,7 +261,7 @@ def metadata_for(fit_result: FitResult, config: TrainConfig,
 
 def model_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """The metrics a saved model carries in its metadata: the test and CV ones."""
-    return {k: v for k, v in metrics.items() if k.startswith(("test_", "cv_"))}
+    return {k: v for k, v in metrics.items() if k.startswith(mn.MODEL_METADATA_PREFIXES)}
 
 
 def evaluate_fit(
@@ -290,12 +291,12 @@ def evaluate_fit(
     base_metrics = ev.classification_metrics(y_test, p_base)
 
     metrics: dict[str, Any] = {
-        **{f"test_{k}": v for k, v in evaluation.metrics.items()},
+        **{mn.test(k): v for k, v in evaluation.metrics.items()},
         **fitted.cv,
-        **{f"baseline_test_{k}": v for k, v in base_metrics.items()},
-        "threshold": fitted.threshold.threshold,
+        **{mn.baseline_test(k): v for k, v in base_metrics.items()},
+        mn.THRESHOLD: fitted.threshold.threshold,
         "expected_cost_per_client_cv": fitted.threshold.expected_cost_per_client,
-        **{f"test_{k}": v for k, v in evaluation.confusion.items()},
+        **{mn.test(k): v for k, v in evaluation.confusion.items()},
         **({"train_seconds": round(train_seconds, 2)} if train_seconds is not None else {}),
         "train_rows": len(train),
         "test_rows": len(test),

@@ -27,6 +27,10 @@ from pipelines import cluster
 
 NAME = "creditrisk-training"
 CLUSTER_NAME = "creditrisk-training-cluster"
+#: The training step's default CPU request: with the whole system at its minimum
+#: replicas it stays under 1.9 CPU of requests (a 4-vCPU kind node; tests/deploy adds
+#: them up). Raise it per run on a bigger cluster (the `train_cpu` parameter).
+TRAIN_CPU = "1"
 
 
 class TrainingOutputs(NamedTuple):
@@ -48,6 +52,7 @@ def _dag(
     config: str,
     tracking_uri: str,
     config_overrides: str,
+    train_cpu: str,
     credentials: dict[str, str] | None = None,
 ) -> TrainingOutputs:
     def secure(task: dsl.PipelineTask) -> dsl.PipelineTask:
@@ -70,7 +75,7 @@ def _dag(
     train = steps.train(train_set=split.outputs["train_set"],
                         config=ingest.outputs["resolved_config"])
     train.set_caching_options(False)
-    train.set_cpu_request("2").set_memory_request("2G").set_memory_limit("6G")
+    train.set_cpu_request(train_cpu).set_memory_request("2G").set_memory_limit("6G")
     train.set_display_name("train baseline and challenger")
 
     evaluate = steps.evaluate(
@@ -109,6 +114,7 @@ def training_pipeline(
     config: str = "",
     tracking_uri: str = "",
     config_overrides: str = "",
+    train_cpu: str = TRAIN_CPU,
 ) -> TrainingOutputs:
     """Train, evaluate, gate and (if the gate passes) register and promote a model.
 
@@ -121,9 +127,11 @@ def training_pipeline(
             MLFLOW_TRACKING_URI (else the embedded SQLite store).
         config_overrides: Overrides merged into the config, as JSON (or YAML) text,
             e.g. {"gate": {"min_roc_auc": 0.78}}; empty for none.
+        train_cpu: CPU request of the training step (Kubernetes quantity, e.g. "2" or
+            "750m"); the default fits a 4-vCPU kind cluster beside the whole system.
     """
     return _dag(data_uri=data_uri, config=config, tracking_uri=tracking_uri,
-                config_overrides=config_overrides)
+                config_overrides=config_overrides, train_cpu=train_cpu)
 
 
 @dsl.pipeline(name=CLUSTER_NAME, description=_DESCRIPTION + " Credentials from Secrets.")
@@ -132,6 +140,7 @@ def training_pipeline_cluster(
     config: str = "",
     tracking_uri: str = "",
     config_overrides: str = "",
+    train_cpu: str = TRAIN_CPU,
     s3_secret: str = cluster.S3_SECRET,
     mlflow_secret: str = cluster.MLFLOW_SECRET,
 ) -> TrainingOutputs:
@@ -146,11 +155,13 @@ def training_pipeline_cluster(
             Secret.
         config_overrides: Overrides merged into the config, as JSON (or YAML) text,
             e.g. {"gate": {"min_roc_auc": 0.78}}; empty for none.
+        train_cpu: CPU request of the training step (Kubernetes quantity, e.g. "2" or
+            "750m"); the default fits a 4-vCPU kind cluster beside the whole system.
         s3_secret: Secret with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
             MLFLOW_S3_ENDPOINT_URL (MinIO).
         mlflow_secret: Secret with MLFLOW_TRACKING_URI and optionally
             MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD.
     """
     return _dag(data_uri=data_uri, config=config, tracking_uri=tracking_uri,
-                config_overrides=config_overrides,
+                config_overrides=config_overrides, train_cpu=train_cpu,
                 credentials={"s3_secret": s3_secret, "mlflow_secret": mlflow_secret})

@@ -18,8 +18,9 @@
 # The host's pip index settings (http/https index-url, extra-index-url, trusted-host) and
 # CA bundle reach pip in the build as build secrets: no layer and no file in git holds
 # them. Host-local indexes (file://, find-links) are left out: the build cannot see them.
+# shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 DEBIAN_BASE=localhost/debian-base:bookworm
 debootstrap_base=0
@@ -133,6 +134,10 @@ build() {  # build serve|train
   [ -n "${BASE_IMAGE:-}" ] && args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
   if [ "$ENGINE" = podman ]; then
     args+=(--runtime runc --ulimit "nproc=$nproc:$nproc" --format docker)
+  elif "$ENGINE" buildx version >/dev/null 2>&1; then
+    # BuildKit: no provenance/SBOM attestations: with Docker 29's containerd image store
+    # an image carrying them cannot be loaded into kind (kind#3795)
+    args+=(--provenance=false --sbom=false)
   fi
   start=$(date +%s)
   echo "== $ENGINE ${args[*]} ." >&2

@@ -8,8 +8,9 @@
 #      reference data beside it as CI has it, and run `CI=true bash .ci/run` there.
 # The whole output goes to $CI_COLD_DIR/ci.log as well; the exit status is .ci/run's.
 # Environment: CI_COLD_DIR (/tmp/ci-cold), SHARED_DIR (../shared of this checkout).
+# shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 purge_debs=0
 for arg in "$@"; do

@@ -7,6 +7,7 @@
 #   --list            print the packages and exit
 #   --only PKG...     only these of the packages (`make demo`: --only prometheus
 #                     prometheus-pushgateway); with --list, print them
+# shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 packages=(prometheus prometheus-pushgateway prometheus-alertmanager postgresql chromium wrk
           podman runc debootstrap)

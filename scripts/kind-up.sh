@@ -2,18 +2,22 @@
 # The whole system on a local kind cluster (`make kind-up`):
 #   1. the cluster of kind-config.yaml;
 #   2. the prerequisites, pinned: cert-manager, KServe (Standard mode, Helm charts),
-#      Kubeflow Pipelines standalone (platform-agnostic), kube-prometheus-stack;
-#   3. both images built (scripts/build-images.sh) and loaded with `kind load`;
-#   4. manifests/overlays/kind applied (secrets from the examples, random passwords), and
-#      the pipelines' Secrets in the kubeflow namespace; waits for readiness;
+#      Kubeflow Pipelines standalone (platform-agnostic), kube-prometheus-stack, and
+#      metrics-server (so that the HorizontalPodAutoscalers scale);
+#   3. both images built (scripts/build-images.sh, no provenance attestations) and loaded
+#      with `docker save | kind load image-archive` (Docker 29's containerd image store
+#      breaks `kind load docker-image`, kind#3795);
+#   4. `kubectl apply -k manifests` (the kind overlay, its kind-only development
+#      credentials), and the pipelines' Secrets in the kubeflow namespace; waits;
 #   5. the training pipeline submitted with `creditrisk pipeline submit` and waited for;
 #   6. the champion deployed with `creditrisk model deploy --apply`;
 #   7. a v1 and a v2 request through a port-forward to the transformer.
 # Needs: docker, kind, kubectl, helm, the project venv (make install), network access.
 # Environment: KIND_CLUSTER (creditrisk), KIND_NODE_IMAGE, TRAIN_CONFIG (configs/quick.yaml),
 # SKIP_PREREQS=1 / SKIP_IMAGES=1 / SKIP_TRAINING=1 to resume a half-done run.
+# shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 # --- pinned versions (helm/README.md lists the same) -----------------------------------
 KIND_NODE_IMAGE=${KIND_NODE_IMAGE:-kindest/node:v1.33.1}
@@ -21,6 +25,7 @@ CERT_MANAGER_VERSION=v1.18.2
 KSERVE_VERSION=v0.21.0
 KFP_VERSION=2.17.0
 KUBE_PROMETHEUS_STACK_VERSION=77.6.2
+METRICS_SERVER_CHART_VERSION=3.13.0  # metrics-server v0.8.0
 
 CLUSTER=${KIND_CLUSTER:-creditrisk}
 NS=creditrisk
@@ -93,6 +98,14 @@ if [ "${SKIP_PREREQS:-0}" != 1 ]; then
     --set grafana.sidecar.dashboards.searchNamespace=ALL \
     --set grafana.service.type=NodePort --set grafana.service.nodePort=30300 \
     --wait --timeout 15m
+
+  log "metrics-server chart $METRICS_SERVER_CHART_VERSION (kind's kubelets serve self-signed certificates)"
+  helm repo add metrics-server https://kubernetes-sigs.github.io/metrics-server/ --force-update >/dev/null
+  helm upgrade --install metrics-server metrics-server/metrics-server \
+    --kube-context "kind-$CLUSTER" --namespace kube-system \
+    --version "$METRICS_SERVER_CHART_VERSION" \
+    --set 'args={--kubelet-insecure-tls}' --set resources.requests.cpu=100m \
+    --wait --timeout 10m
 fi
 
 # --- 3. images -------------------------------------------------------------------------
@@ -101,27 +114,20 @@ SERVE_IMAGE=$("$PY" -c 'from creditrisk.settings import get_settings; print(get_
 if [ "${SKIP_IMAGES:-0}" != 1 ]; then
   log "images $TRAIN_IMAGE $SERVE_IMAGE"
   ENGINE=docker bash scripts/build-images.sh serve train
-  kind load docker-image --name "$CLUSTER" "$TRAIN_IMAGE" "$SERVE_IMAGE"
+  archive=$(mktemp --suffix=.tar)
+  docker save -o "$archive" "$TRAIN_IMAGE" "$SERVE_IMAGE"
+  kind load image-archive --name "$CLUSTER" "$archive"
+  rm -f "$archive"
 fi
 
 # --- 4. the application ----------------------------------------------------------------
-log "secrets (random passwords; $OVERLAY/secrets/*.env, not committed)"
-for f in s3 postgres; do
-  env_file="$OVERLAY/secrets/$f.env"
-  if [ ! -f "$env_file" ]; then
-    password=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')
-    sed -e "s/^AWS_SECRET_ACCESS_KEY=.*/AWS_SECRET_ACCESS_KEY=$password/" \
-        -e "s/^POSTGRES_PASSWORD=.*/POSTGRES_PASSWORD=$password/" \
-        "$OVERLAY/secrets/$f.env.example" > "$env_file"
-    chmod 600 "$env_file"
-  fi
-done
-log "kubectl apply -k $OVERLAY"
-"${KUBECTL[@]}" apply -k "$OVERLAY"
-# the training pipeline's steps (kubeflow namespace) reach MinIO and MLflow through these
+log "kubectl apply -k manifests (the kind overlay)"
+"${KUBECTL[@]}" apply -k manifests
+# the training pipeline's steps (kubeflow namespace) reach MinIO and MLflow through these,
+# with the overlay's kind-only development credentials
 set -a
 # shellcheck disable=SC1091
-. "$OVERLAY/secrets/s3.env"
+. "$OVERLAY/kind-dev-credentials/s3.env"
 set +a
 "${KUBECTL[@]}" -n "$KFP_NS" create secret generic creditrisk-s3 --dry-run=client -o yaml \
   --from-literal=AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" \
@@ -146,14 +152,16 @@ port_forward 18888 svc/ml-pipeline-ui 80 "$KFP_NS"
 export AWS_ENDPOINT_URL=http://127.0.0.1:19000 MLFLOW_S3_ENDPOINT_URL=http://127.0.0.1:19000
 export MLFLOW_TRACKING_URI=http://127.0.0.1:15000
 if [ "${SKIP_TRAINING:-0}" != 1 ]; then
-  log "training data -> s3://datasets/credit_default.parquet"
+  # the bucket the cluster's ConfigMap names for data files (the bucket Job made it)
+  DATA_URI=$("${KUBECTL[@]}" -n "$NS" get configmap creditrisk-config \
+               -o jsonpath='{.data.CREDITRISK_DATASETS_URI}')/credit_default.parquet
+  log "training data -> $DATA_URI"
   [ -f .creditrisk/data/credit_default.parquet ] || make data
-  "$CR" deploy buckets datasets
   mkdir -p outputs
-  "$PY" -c 'from pathlib import Path; from creditrisk.storage import upload; upload(Path(".creditrisk/data/credit_default.parquet"), "s3://datasets/credit_default.parquet")'
+  "$PY" -c 'import sys; from pathlib import Path; from creditrisk.storage import upload; upload(Path(".creditrisk/data/credit_default.parquet"), sys.argv[1])' "$DATA_URI"
   log "creditrisk pipeline submit training ($TRAIN_CONFIG)"
   "$CR" pipeline submit training --host http://127.0.0.1:18888 --experiment credit-default \
-    --data s3://datasets/credit_default.parquet --config "$TRAIN_CONFIG" \
+    --data "$DATA_URI" --config "$TRAIN_CONFIG" \
     --tracking-uri "http://creditrisk-mlflow.$NS:5000" > outputs/kind-submit.json
   run_id=$("$PY" -c 'import json; print(json.load(open("outputs/kind-submit.json"))["run_id"])')
   log "waiting for run $run_id"

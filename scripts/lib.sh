@@ -1,6 +1,7 @@
-# Sourced by the project's bash scripts: strict mode, and a failure that always says where.
-#
-#   source "$(dirname "$0")/lib.sh"
+# shellcheck shell=bash
+# Sourced by the project's bash scripts (each from its own folder, with a "shellcheck
+# source=scripts/lib.sh" directive above the line): strict mode, and a failure that
+# always says where.
 #
 # Any command that fails ends the script with one line on stderr naming the script, the
 # line, the command and its exit status: no script of this project exits silently. A step

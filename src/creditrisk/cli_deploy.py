@@ -69,18 +69,24 @@ def model_deploy(
 @deploy_app.command("buckets")
 @user_errors
 def deploy_buckets(
-    buckets: Annotated[list[str], typer.Argument(help="Bucket names.")],
+    buckets: Annotated[list[str] | None, typer.Argument(
+        help="Bucket names (default: the buckets the settings' S3 locations name: "
+        "CREDITRISK_MLFLOW_ARTIFACTS_DESTINATION, CREDITRISK_PREDICTION_LOG_URI, "
+        "CREDITRISK_LABELS_URI, CREDITRISK_DATASETS_URI).")] = None,
     wait_s: Annotated[float, typer.Option(
         "--wait-s", help="Retry this long while the S3 endpoint does not answer.")] = 0.0,
 ) -> None:
     """Create the S3 buckets that do not exist yet (endpoint: AWS_ENDPOINT_URL or
-    MLFLOW_S3_ENDPOINT_URL; credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)."""
+    MLFLOW_S3_ENDPOINT_URL; region: AWS_DEFAULT_REGION; credentials: AWS_ACCESS_KEY_ID /
+    AWS_SECRET_ACCESS_KEY)."""
     from creditrisk.deploy import create_buckets
+    from creditrisk.settings import get_settings
 
-    created = create_buckets(list(buckets), wait_s=wait_s)
-    console.print(f"buckets present: {', '.join(buckets)} (created: "
+    names = list(buckets) if buckets else get_settings().cluster_buckets
+    created = create_buckets(names, wait_s=wait_s)
+    console.print(f"buckets present: {', '.join(names)} (created: "
                   f"{', '.join(created) or 'none'})")
-    print_json({"buckets": list(buckets), "created": created})
+    print_json({"buckets": names, "created": created})
 
 
 @deploy_app.command("sync-monitoring")

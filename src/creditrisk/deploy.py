@@ -39,7 +39,7 @@ from creditrisk.settings import get_settings
 
 #: The annotation that names the deployed registry version on the InferenceService.
 VERSION_ANNOTATION = "creditrisk.io/model-version"
-#: The predictor container's environment entries the patch replaces (in this order).
+#: The predictor container's environment entries the patch sets (found by name).
 STORAGE_ENV = ("STORAGE_URI", "MODEL_VERSION")
 
 
@@ -141,36 +141,74 @@ def _verify_model(artifact_uri: str, version: str) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def json_patch(rollout: Rollout) -> list[dict[str, Any]]:
-    """The JSON patch (RFC 6902) that points the InferenceService at ``rollout``."""
+#: The InferenceService the overlays render (where a written patch's targets are looked up).
+SERVING_MANIFEST = Path("manifests/base/serving.yaml")
+
+
+def predictor_env(isvc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The predictor container's ``env`` of an InferenceService object."""
+    try:
+        env = isvc["spec"]["predictor"]["containers"][0].get("env") or []
+    except (KeyError, IndexError, TypeError) as exc:
+        raise DeployError("the InferenceService has no predictor container "
+                          "(spec.predictor.containers[0])") from exc
+    return list(env)
+
+
+def manifest_predictor_env(path: Path = SERVING_MANIFEST) -> list[dict[str, Any]]:
+    """The predictor's ``env`` in a manifest file's InferenceService; without the file
+    (an installed package, no checkout) the documented layout: ``STORAGE_ENV`` in order."""
+    if not path.exists():
+        return [{"name": name} for name in STORAGE_ENV]
+    for doc in yaml.safe_load_all(path.read_text()):
+        if isinstance(doc, dict) and doc.get("kind") == "InferenceService":
+            return predictor_env(doc)
+    raise DeployError(f"{path} holds no InferenceService")
+
+
+def json_patch(rollout: Rollout, env: list[dict[str, Any]] | None = None
+               ) -> list[dict[str, Any]]:
+    """The JSON patch (RFC 6902) that points the InferenceService at ``rollout``.
+
+    JSON patches address list items by position, so each of ``STORAGE_ENV`` is looked up
+    by name in ``env`` (the predictor's environment: the live object's, or the manifest's;
+    default :func:`manifest_predictor_env`), and a ``test`` op guards each position: a
+    patch applied to an object whose environment moved fails instead of writing the
+    wrong variable. A variable the environment lacks is appended."""
+    entries = manifest_predictor_env() if env is None else env
+    index = {e.get("name"): i for i, e in enumerate(entries)}
     base = "/spec/predictor/containers/0/env"
     ops: list[dict[str, Any]] = []
-    for i, (name, value) in enumerate(zip(STORAGE_ENV, (rollout.storage_uri, rollout.version),
-                                          strict=True)):
-        ops.append({"op": "test", "path": f"{base}/{i}/name", "value": name})
-        ops.append({"op": "replace", "path": f"{base}/{i}/value", "value": value})
+    for name, value in zip(STORAGE_ENV, (rollout.storage_uri, rollout.version), strict=True):
+        if name in index:
+            ops.append({"op": "test", "path": f"{base}/{index[name]}/name", "value": name})
+            ops.append({"op": "replace", "path": f"{base}/{index[name]}/value",
+                        "value": value})
+        else:
+            ops.append({"op": "add", "path": f"{base}/-", "value": {"name": name,
+                                                                  "value": value}})
     ops.append({"op": "add",
                 "path": "/metadata/annotations/" + VERSION_ANNOTATION.replace("/", "~1"),
                 "value": rollout.version})
     return ops
 
 
-def kustomize_patch(rollout: Rollout) -> str:
+def kustomize_patch(rollout: Rollout, env: list[dict[str, Any]] | None = None) -> str:
     """A kustomize JSON 6902 patch file (``patches: [{path: FILE, target: {kind:
     InferenceService, name: <model>}}]`` in the overlay) pinning ``rollout``."""
     header = (f"# Written by `creditrisk model deploy --write`: version {rollout.version} of "
               f"{rollout.model_name}\n# ({rollout.artifact_uri}). Referenced by the overlay's "
               "kustomization (patches:, target InferenceService).\n")
-    return header + yaml.safe_dump(json_patch(rollout), sort_keys=False)
+    return header + yaml.safe_dump(json_patch(rollout, env), sort_keys=False)
 
 
-def kubectl_patch(rollout: Rollout, *, name: str | None = None, namespace: str | None = None,
-                  kubectl: str = "kubectl", context: str | None = None,
-                  timeout_s: float = 30.0) -> str:
-    """Apply the patch to the live InferenceService; returns kubectl's answer."""
+def _kubectl(args: list[str], *, what: str, kubectl: str, namespace: str | None,
+             context: str | None, timeout_s: float) -> str:
+    """Run ``kubectl ARGS`` (namespace, context, request timeout added) as a step of
+    ``kubectl patch``; its stdout, or a :class:`DeployError` naming the step ``what`` and
+    kubectl's own words."""
     exe = shutil.which(kubectl) or kubectl
-    cmd = [exe, "patch", "inferenceservice", name or rollout.model_name, "--type", "json",
-           "-p", json.dumps(json_patch(rollout)), f"--request-timeout={timeout_s:g}s"]
+    cmd = [exe, *args, f"--request-timeout={timeout_s:g}s"]
     if namespace:
         cmd[1:1] = ["--namespace", namespace]
     if context:
@@ -182,10 +220,32 @@ def kubectl_patch(rollout: Rollout, *, name: str | None = None, namespace: str |
         raise DeployError(f"{kubectl}: not found (install kubectl, or use --write to render "
                           "the patch)") from None
     except subprocess.TimeoutExpired:
-        raise DeployError(f"kubectl patch did not answer within {timeout_s:g}s") from None
+        raise DeployError(f"kubectl patch failed: {what}: no answer within "
+                          f"{timeout_s:g}s") from None
     if proc.returncode != 0:
-        raise DeployError(f"kubectl patch failed: {(proc.stderr or proc.stdout).strip()}")
+        raise DeployError(f"kubectl patch failed: {what}: "
+                          f"{(proc.stderr or proc.stdout).strip()}")
     return proc.stdout.strip()
+
+
+def kubectl_patch(rollout: Rollout, *, name: str | None = None, namespace: str | None = None,
+                  kubectl: str = "kubectl", context: str | None = None,
+                  timeout_s: float = 30.0) -> str:
+    """Apply the patch to the live InferenceService (its environment read first, so the
+    variables are found by name); returns kubectl's answer."""
+    where = {"kubectl": kubectl, "namespace": namespace, "context": context,
+             "timeout_s": timeout_s}
+    isvc_name = name or rollout.model_name
+    live = _kubectl(["get", "inferenceservice", isvc_name, "-o", "json"],
+                    what="reading the InferenceService", **where)
+    try:
+        env = predictor_env(json.loads(live))
+    except json.JSONDecodeError as exc:
+        raise DeployError(f"kubectl get inferenceservice {isvc_name}: not JSON: "
+                          f"{exc}") from None
+    return _kubectl(["patch", "inferenceservice", isvc_name, "--type", "json",
+                     "-p", json.dumps(json_patch(rollout, env))],
+                    what="applying the patch", **where)
 
 
 def deploy(*, version: str | None = None, rollback: bool = False, write: Path | None = None,
@@ -221,12 +281,23 @@ def deploy(*, version: str | None = None, rollback: bool = False, write: Path | 
 # --------------------------------------------------------------------------------------
 
 
-def create_buckets(buckets: list[str], *, wait_s: float = 0.0) -> list[str]:
-    """Create each bucket that does not exist yet on the S3 endpoint in force (MinIO),
-    retrying for up to ``wait_s`` seconds while the endpoint does not answer. Returns the
-    buckets created."""
+def bucket_configuration(region: str | None) -> dict[str, Any]:
+    """The ``create_bucket`` arguments a region needs: S3 refuses a bucket without a
+    ``LocationConstraint`` outside us-east-1 (and one naming us-east-1 inside it)."""
+    if not region or region == "us-east-1":
+        return {}
+    return {"CreateBucketConfiguration": {"LocationConstraint": region}}
+
+
+def create_buckets(buckets: list[str] | None = None, *, wait_s: float = 0.0) -> list[str]:
+    """Create each bucket that does not exist yet on the S3 endpoint in force (MinIO or
+    AWS; default: the settings' :attr:`~creditrisk.settings.Settings.cluster_buckets`),
+    in the client's region, retrying for up to ``wait_s`` seconds while the endpoint
+    does not answer. Returns the buckets created."""
     from creditrisk.storage import s3_client, s3_error_reason
 
+    if buckets is None:
+        buckets = get_settings().cluster_buckets
     deadline = time.monotonic() + wait_s
     while True:
         try:
@@ -238,15 +309,16 @@ def create_buckets(buckets: list[str], *, wait_s: float = 0.0) -> list[str]:
                 raise DeployError(f"the S3 endpoint does not answer: "
                                   f"{s3_error_reason(exc)}") from exc
             time.sleep(2.0)
+    where = bucket_configuration(client.meta.region_name)
     created = []
     for bucket in buckets:
         if bucket in existing:
             continue
         try:
-            client.create_bucket(Bucket=bucket)
+            client.create_bucket(Bucket=bucket, **where)
         except Exception as exc:
-            raise DeployError(f"cannot create bucket {bucket!r}: "
-                              f"{s3_error_reason(exc)}") from exc
+            raise DeployError(f"cannot create bucket {bucket!r} in region "
+                              f"{client.meta.region_name}: {s3_error_reason(exc)}") from exc
         created.append(bucket)
     return created
 

@@ -60,6 +60,16 @@ class Settings(BaseSettings):
                     "mlflow-artifacts:/ URIs live on S3 (`creditrisk model deploy` maps them).",
     )
 
+    # --- the cluster's S3 locations (one place: the ConfigMap creditrisk-config sets
+    # these as CREDITRISK_* variables; the bucket Job creates the buckets they name) -----
+    datasets_uri: str = Field(
+        default="s3://datasets",
+        description="Where training data files are put for the cluster pipeline "
+                    "(`--data s3://<bucket>/...`).")
+    labels_uri: str = Field(
+        default="s3://predictions/labels/",
+        description="Prefix of the delayed-label files the live-performance job reads.")
+
     # --- images ---------------------------------------------------------------------------
     image_registry: str = "ghcr.io/creditrisk"
     image_tag: str = __version__
@@ -150,6 +160,15 @@ class Settings(BaseSettings):
     @property
     def prediction_log_location(self) -> str:
         return self.prediction_log_uri or str(self.home / "prediction-log")
+
+    @property
+    def cluster_buckets(self) -> list[str]:
+        """The S3 buckets the cluster's locations name (artifacts, prediction log, labels,
+        datasets), in that order, once each: what the bucket Job creates."""
+        uris = [self.mlflow_artifacts_destination, self.prediction_log_location,
+                self.labels_uri, self.datasets_uri]
+        buckets = [u[len("s3://"):].split("/", 1)[0] for u in uris if u.startswith("s3://")]
+        return list(dict.fromkeys(b for b in buckets if b))
 
     @property
     def prediction_log_spool_path(self) -> Path:

@@ -42,19 +42,31 @@ def run(cmd: list[str], *, cwd: Path | None = None, timeout: float = 300,
 
 
 def manifests_copy(dest: Path) -> Path:
-    """A copy of manifests/ whose overlays have their (uncommitted) secret env files,
-    made from the committed examples -- as a user or scripts/kind-up.sh makes them."""
+    """A copy of manifests/ as a fresh clone has it (the files git tracks, nothing a
+    developer left beside them), with the production example's secret env files made
+    from its committed examples -- as a user would. The kind overlay needs nothing."""
     root = dest / "manifests"
-    shutil.copytree(REPO / "manifests", root, dirs_exist_ok=True)
+    tracked = subprocess.run(["git", "ls-files", "-z", "manifests"], cwd=REPO, check=True,
+                             capture_output=True, text=True).stdout.split("\0")
+    for rel in filter(None, tracked):
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if (REPO / rel).exists():  # tracked, not deleted in the working tree
+            shutil.copy2(REPO / rel, target)
     for example in root.glob("overlays/*/secrets/*.env.example"):
         example.with_suffix("").write_text(example.read_text())
     return root
 
 
-def render_overlay(manifests: Path, overlay: str) -> str:
-    proc = run([tool("kubectl"), "kustomize", str(manifests / "overlays" / overlay)])
-    assert proc.returncode == 0, f"kustomize {overlay}: {proc.stderr}"
+def render_kustomization(path: Path) -> str:
+    """``kubectl kustomize PATH`` (what ``kubectl apply -k PATH`` sends)."""
+    proc = run([tool("kubectl"), "kustomize", str(path)])
+    assert proc.returncode == 0, f"kustomize {path}: {proc.stderr}"
     return proc.stdout
+
+
+def render_overlay(manifests: Path, overlay: str) -> str:
+    return render_kustomization(manifests / "overlays" / overlay)
 
 
 def render_chart(*extra: str) -> str:

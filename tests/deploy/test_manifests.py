@@ -21,6 +21,7 @@ from deploy_helpers import (
     containers,
     docs,
     pod_specs,
+    render_kustomization,
     run,
     tool,
 )
@@ -145,7 +146,19 @@ def test_images_and_artifacts_destination_come_from_the_settings(rendered: dict[
                 if "/creditrisk-" in c["image"]}
         assert ours == {s.train_image, s.serve_image}, name
         mlflow = next(c for d in objs for _, _, c in containers(d) if c["name"] == "mlflow")
-        assert f"--artifacts-destination={s.mlflow_artifacts_destination}" in mlflow["args"]
+        assert "--artifacts-destination=$(CREDITRISK_MLFLOW_ARTIFACTS_DESTINATION)" in \
+            mlflow["args"]
+        # the S3 locations are named once, in the ConfigMap, with the settings' defaults
+        config = next(d for d in objs if d["kind"] == "ConfigMap"
+                      and d["metadata"]["name"].endswith("-config"))
+        data = config["data"]
+        assert data["CREDITRISK_MLFLOW_ARTIFACTS_DESTINATION"] == \
+            s.mlflow_artifacts_destination, name
+        assert (data["CREDITRISK_LABELS_URI"], data["CREDITRISK_DATASETS_URI"]) == \
+            (s.labels_uri, s.datasets_uri), name
+        elsewhere = yaml.safe_dump([d for d in objs if d is not config])
+        for bucket in s.cluster_buckets:
+            assert f"s3://{bucket}" not in elsewhere, (name, bucket)
         isvc = next(d for d in objs if d["kind"] == "InferenceService")
         assert isvc["metadata"]["name"] == s.model_name
 
@@ -276,3 +289,85 @@ def test_chart_with_an_external_s3_and_existing_secrets() -> None:
     refs = {e["valueFrom"]["secretKeyRef"]["name"] for d in objs for _, _, c in containers(d)
             for e in c.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}
     assert refs == {"my-s3", "my-pg"}
+
+
+def test_kubectl_apply_k_manifests_renders_from_a_fresh_clone(tmp_path: Path) -> None:
+    """`kubectl apply -k manifests` (the kind overlay) needs nothing uncommitted: a real
+    clone of the committed tree renders; the kind-only development credentials are
+    used by the kind overlay alone, and the production example keeps secrets out."""
+    clone = tmp_path / "clone"
+    proc = run(["git", "clone", "-q", str(REPO), str(clone)])
+    assert proc.returncode == 0, proc.stderr
+    objs = docs(render_kustomization(clone / "manifests"))
+    secrets = {d["metadata"]["name"] for d in objs if d["kind"] == "Secret"}
+    assert {"creditrisk-s3", "creditrisk-postgres"} <= secrets
+    assert {d["metadata"].get("namespace") for d in objs} - {None} == {"creditrisk"}
+    dev = REPO / "manifests" / "overlays" / "kind" / "kind-dev-credentials"
+    pairs = [line.split("=", 1) for f in dev.glob("*.env")
+             for line in f.read_text().splitlines() if "=" in line and line[0] != "#"]
+    values = [v for k, v in pairs if "PASSWORD" in k or "SECRET" in k]
+    assert values, "no development credentials found"
+    tracked = run(["git", "ls-files"], cwd=REPO).stdout.split()
+    for rel in tracked:
+        path = REPO / rel
+        if rel.startswith(str(dev.relative_to(REPO))) or not path.is_file():
+            continue
+        text = path.read_text(errors="replace")
+        assert not any(v in text for v in values), f"{rel} uses a kind-only credential"
+    # the production example: its Secrets come from files git never holds
+    prod = clone / "manifests" / "overlays" / "production-example"
+    failed = run([tool("kubectl"), "kustomize", str(prod)])
+    assert failed.returncode != 0 and "secrets/s3.env" in failed.stderr
+
+
+def _cpu(quantity: object) -> float:
+    q = str(quantity)
+    return float(q[:-1]) / 1000 if q.endswith("m") else float(q)
+
+
+#: CPU requests of what `make kind-up` installs besides the application, on one worker
+#: node (read off the pinned releases: kindnet 0.1, KServe's controller 0.2, Kubeflow
+#: Pipelines standalone about 0.73); metrics-server's is read from scripts/kind-up.sh.
+PREREQUISITES_CPU = 1.03
+
+
+def test_kind_fits_a_four_cpu_machine(rendered: dict[str, str]) -> None:
+    """Everything at its minimum replicas, one run of each Job and CronJob, plus the
+    training pipeline's largest step, requests under 1.9 CPU; with the prerequisites,
+    under 3 (a 4-vCPU GitHub runner or laptop keeps a core for the system)."""
+    ours = 0.0
+    for obj in docs(rendered["overlay:kind"]):
+        for where, pod in pod_specs(obj):
+            replicas = (pod.get("minReplicas", 1) if where.startswith("InferenceService")
+                        else obj["spec"].get("replicas", 1) if obj["kind"] == "Deployment"
+                        else 1)
+            ours += replicas * sum(_cpu(c.get("resources", {}).get("requests", {})
+                                         .get("cpu", 0)) for c in pod["containers"])
+    compiled = yaml.safe_load((REPO / "pipelines" / "compiled" /
+                               "training-cluster.yaml").read_text())
+    params = compiled["root"]["inputDefinitions"]["parameters"]
+    train_step = _cpu(params["train_cpu"]["defaultValue"])
+    steps = [e["container"].get("resources", {}) for e in
+             compiled["deploymentSpec"]["executors"].values()]
+    assert any("train_cpu" in str(r) for r in steps), "the train step's request is a parameter"
+    largest_fixed = max((_cpu(r.get("cpuRequest", 0)) for r in steps
+                         if "train_cpu" not in str(r)), default=0.0)
+    kind_up = (REPO / "scripts" / "kind-up.sh").read_text()
+    metrics_server = _cpu(kind_up.split("resources.requests.cpu=", 1)[1].split()[0])
+    app = ours + max(train_step, largest_fixed)
+    assert app < 1.9, f"application {ours:.2f} + training step {train_step:.2f} CPU"
+    assert PREREQUISITES_CPU + metrics_server + app < 3.0
+
+
+def test_the_tools_kubectl_is_within_one_minor_of_the_kind_cluster() -> None:
+    """Kubernetes supports kubectl within one minor version of the API server."""
+    import json
+    import re
+
+    node = re.search(r"kindest/node:v1\.(\d+)\.",
+                     (REPO / "scripts" / "kind-up.sh").read_text())
+    assert node, "kind-up.sh pins no kindest/node image"
+    proc = run([tool("kubectl"), "version", "--client", "-o", "json"])
+    assert proc.returncode == 0, proc.stderr
+    client_minor = int(re.sub(r"\D", "", json.loads(proc.stdout)["clientVersion"]["minor"]))
+    assert abs(client_minor - int(node.group(1))) <= 1, (client_minor, node.group(1))

@@ -153,20 +153,34 @@ def test_rollback_deploys_the_previous_champion(registry: dict[str, str],
     assert _s3_has(registry, result["storage_uri"] + "/model.skops")
 
 
-def test_an_unknown_version_and_a_misordered_manifest_are_refused(
+def test_an_unknown_version_is_refused_and_the_variables_are_found_by_name(
         registry: dict[str, str], tmp_path: Path) -> None:
     proc = _cli("model", "deploy", "--version", "99", env=registry)
     assert proc.returncode == 2 and "no version 99" in proc.stderr
-    from creditrisk.deploy import json_patch, resolve
+    from creditrisk.deploy import json_patch, predictor_env, resolve
 
-    ops = json_patch(resolve("1"))
+    rollout = resolve("1")
     manifests = manifests_copy(tmp_path)
     isvc = next(d for d in docs(render_overlay(manifests, "kind"))
                 if d["kind"] == "InferenceService")
-    env = isvc["spec"]["predictor"]["containers"][0]["env"]
-    env[0], env[1] = env[1], env[0]  # someone reordered the environment
+    as_rendered = json_patch(rollout)  # from the base manifest's environment
+    env = predictor_env(isvc)
+    env.insert(0, {"name": "EXTRA", "value": "x"})  # someone added a variable in front
+    env[1], env[2] = env[2], env[1]  # ... and reordered the two
+    isvc["spec"]["predictor"]["containers"][0]["env"] = env
+    # a patch made for another order is refused by its test ops, not misapplied
     with pytest.raises(jsonpatch.JsonPatchTestFailed):
-        jsonpatch.apply_patch(isvc, ops)
+        jsonpatch.apply_patch(isvc, as_rendered)
+    # made from this object's environment, it finds both variables by name
+    patched = predictor_env(jsonpatch.apply_patch(isvc, json_patch(rollout, env)))
+    values = {e["name"]: e.get("value") for e in patched}
+    assert values == {"EXTRA": "x", "STORAGE_URI": rollout.storage_uri,
+                      "MODEL_VERSION": "1"}
+    # a variable the environment lacks is added, not written over another
+    added = predictor_env(jsonpatch.apply_patch(
+        {"spec": {"predictor": {"containers": [{"env": [{"name": "EXTRA"}]}]}},
+         "metadata": {"annotations": {}}}, json_patch(rollout, [{"name": "EXTRA"}])))
+    assert [e["name"] for e in added] == ["EXTRA", "STORAGE_URI", "MODEL_VERSION"]
 
 
 def test_apply_reports_a_cluster_that_does_not_answer(registry: dict[str, str],

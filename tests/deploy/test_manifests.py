@@ -343,8 +343,8 @@ def test_kind_fits_a_four_cpu_machine(rendered: dict[str, str]) -> None:
                         else 1)
             ours += replicas * sum(_cpu(c.get("resources", {}).get("requests", {})
                                          .get("cpu", 0)) for c in pod["containers"])
-    compiled = yaml.safe_load((REPO / "pipelines" / "compiled" /
-                               "training-cluster.yaml").read_text())
+    compiled = next(yaml.safe_load_all((REPO / "pipelines" / "compiled" /
+                                        "training-cluster.yaml").read_text()))
     params = compiled["root"]["inputDefinitions"]["parameters"]
     train_step = _cpu(params["train_cpu"]["defaultValue"])
     steps = [e["container"].get("resources", {}) for e in

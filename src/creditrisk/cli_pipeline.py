@@ -1,8 +1,10 @@
 """`creditrisk pipeline ...`: run the Kubeflow pipelines locally, submit them to a cluster,
 compile them. Mounted by :mod:`creditrisk.cli` as the ``pipeline`` sub-command.
 
-Each command parses its options and calls :mod:`creditrisk.orchestration`; an error a
-user can act on is printed as one message (exit 2), never only as a traceback.
+Each command parses its options, resolves the pipeline's name to its KFP object (the
+top-level ``pipelines`` package: this module is a shell, the core never imports it) and
+calls :mod:`creditrisk.orchestration`; an error a user can act on is printed as one
+message (exit 2), never only as a traceback.
 """
 
 from __future__ import annotations
@@ -109,8 +111,10 @@ def run(
                       assignments=assignments,
                       input_uri=input_uri, output_uri=output_uri, model_uri=model_uri,
                       for_cluster=False, shards=shards)
+    from pipelines import pipeline_function
+
     with open(os.devnull, "w") as devnull:
-        result = orchestration.run_local(pipeline.value, args,
+        result = orchestration.run_local(pipeline_function(pipeline.value), args,
                                          log_stream=devnull if quiet else sys.stderr)
     if pipeline is Pipeline.training:
         summary = orchestration.summarise_training(result)
@@ -176,9 +180,12 @@ def submit(
     elif s3_secret or mlflow_secret:
         raise orchestration.PipelineError("--s3-secret/--mlflow-secret need the cluster "
                                           "variant (drop --portable)")
-    print_json(orchestration.submit(pipeline.value, args, host=host, experiment=experiment,
-                                     run_name=run_name, namespace=namespace, cron=cron,
-                                     cluster=not portable))
+    from pipelines import pipeline_function
+
+    print_json(orchestration.submit(pipeline_function(pipeline.value, cluster=not portable),
+                                    args, host=host, name=pipeline.value,
+                                    experiment=experiment, run_name=run_name,
+                                    namespace=namespace, cron=cron))
 
 
 @pipeline_app.command("compile")
@@ -189,8 +196,9 @@ def compile_(
 ) -> None:
     """Compile both pipelines (portable and cluster variants) to YAML."""
     from creditrisk.orchestration import compile_pipelines
+    from pipelines import compiled_pipelines
 
-    for path in compile_pipelines(out):
+    for path in compile_pipelines(out, compiled_pipelines()):
         typer.echo(str(path))
 
 

@@ -10,7 +10,10 @@
   (``kfp.Client``), as a run or as a recurring run.
 
 The pipelines themselves live in the top-level ``pipelines`` package, their steps in
-``components``; both are thin shells over :mod:`creditrisk.stages`.
+``components``; both are thin shells over :mod:`creditrisk.stages`. This module never
+imports them: a shell resolves a pipeline's name (``pipelines.pipeline_function``) and
+hands the pipeline object in. The text kfp.local prints about its steps is read by
+:mod:`creditrisk.kfp_log`.
 """
 
 from __future__ import annotations
@@ -20,108 +23,69 @@ import contextlib
 import io
 import json
 import logging
-import re
 import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from creditrisk.errors import CreditRiskError
+from creditrisk.kfp_log import StepClock, StepTime, user_error
 from creditrisk.settings import get_settings
-from creditrisk.stages import ERROR_MARKER
 
-#: Pipeline names on the command line.
-TRAINING = "training"
-BATCH_SCORING = "batch-scoring"
-PIPELINES = (TRAINING, BATCH_SCORING)
-
-#: The compiled files: {file stem: (pipeline, cluster variant?)}.
-COMPILED_FILES: dict[str, tuple[str, bool]] = {
-    "training": (TRAINING, False),
-    "training-cluster": (TRAINING, True),
-    "batch-scoring": (BATCH_SCORING, False),
-    "batch-scoring-cluster": (BATCH_SCORING, True),
-}
+__all__ = ["LocalRun", "PipelineError", "StepTime", "compile_pipeline", "compile_pipelines",
+           "run_local", "submit", "summarise_scoring", "summarise_training",
+           "training_arguments"]
 
 
 class PipelineError(CreditRiskError):
     """A pipeline cannot be compiled, run or submitted; the message says why."""
 
 
-def pipeline_function(name: str, *, cluster: bool = False) -> Any:
-    """The KFP pipeline object named ``name`` (portable or cluster variant)."""
-    if name == TRAINING:
-        from pipelines import training
+def _named_pipeline(name: str, cluster: bool) -> Any:
+    """Transitional (issue 18): the pipeline a caller in the core still names by a string
+    (``monitoring/retrain.py``). Remove with the last such caller; the layer test allows
+    this one import by name."""
+    warnings.warn("pass the pipeline object (pipelines.pipeline_function), not its name",
+                  DeprecationWarning, stacklevel=3)
+    from pipelines import pipeline_function
 
-        return training.training_pipeline_cluster if cluster else training.training_pipeline
-    if name == BATCH_SCORING:
-        from pipelines import batch_scoring
-
-        return (batch_scoring.batch_scoring_pipeline_cluster if cluster
-                else batch_scoring.batch_scoring_pipeline)
-    raise PipelineError(f"unknown pipeline {name!r}; one of {', '.join(PIPELINES)}")
+    return pipeline_function(name, cluster=cluster)
 
 
-def compile_pipeline(name: str, path: Path, *, cluster: bool = False) -> Path:
+def compile_pipeline(pipeline: Any, path: Path) -> Path:
+    """Compile ``pipeline`` (a ``@dsl.pipeline`` object) to the YAML file ``path``."""
     from kfp import compiler
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    compiler.Compiler().compile(pipeline_function(name, cluster=cluster), str(path))
+    compiler.Compiler().compile(pipeline, str(path))
     return path
 
 
-def compile_pipelines(out_dir: Path) -> list[Path]:
-    """Compile every pipeline (both variants) into ``out_dir``; returns the files."""
-    return [compile_pipeline(name, Path(out_dir) / f"{stem}.yaml", cluster=cluster)
-            for stem, (name, cluster) in COMPILED_FILES.items()]
+def compile_pipelines(out_dir: Path, pipelines: Mapping[str, Any]) -> list[Path]:
+    """Compile ``pipelines`` ({file stem: pipeline object}) into ``out_dir``; returns the
+    files."""
+    return [compile_pipeline(pipeline, Path(out_dir) / f"{stem}.yaml")
+            for stem, pipeline in pipelines.items()]
 
 
 # --------------------------------------------------------------------------------------
 # Local execution
 # --------------------------------------------------------------------------------------
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_START = re.compile(r"Executing task '([^']+)'")
-_END = re.compile(r"Task '([^']+)' finished with status (\w+)")
-
-
-@dataclass
-class StepTime:
-    step: str
-    seconds: float
-    status: str
-
-
 class _StepTimer(logging.Filter):
-    """Reads kfp.local's own log records to time each step (subprocess start included).
-
-    Iterations of a ``dsl.ParallelFor`` share their task's name: their starts are queued
-    per name and paired with finishes first in, first out, so iterations are not merged
-    into one entry (best effort: kfp.local does not log every iteration's start)."""
+    """Times each step (subprocess start included) from kfp.local's own log records."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.started: dict[str, list[float]] = {}
-        self.steps: list[StepTime] = []
+        self.clock = StepClock()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        msg = _ANSI.sub("", record.getMessage())
-        if m := _START.search(msg):
-            self.started.setdefault(m.group(1), []).append(record.created)
-        elif (m := _END.search(msg)) and self.started.get(m.group(1)):
-            began = self.started[m.group(1)].pop(0)
-            self.steps.append(StepTime(m.group(1), round(record.created - began, 2),
-                                       m.group(2)))
+        self.clock.feed(record.getMessage(), record.created)
         return True
-
-    @property
-    def failed_step(self) -> str | None:
-        failed = [s.step for s in self.steps if s.status != "SUCCESS"]
-        return failed[-1] if failed else None
 
 
 class _Tee(io.TextIOBase):
@@ -134,8 +98,8 @@ class _Tee(io.TextIOBase):
     def write(self, s: str) -> int:
         self.stream.write(s)
         for line in s.splitlines():
-            if ERROR_MARKER in line:
-                self.user_errors.append(line.split(ERROR_MARKER, 1)[1].strip())
+            if (message := user_error(line)) is not None:
+                self.user_errors.append(message)
         return len(s)
 
     def flush(self) -> None:
@@ -183,8 +147,9 @@ def run_local(
     pipeline_root: Path | None = None,
     log_stream: TextIO | None = None,
 ) -> LocalRun:
-    """Run a pipeline (a ``@dsl.pipeline`` object, a pipeline name, or a component
-    loaded from compiled YAML) on this machine, each step a subprocess of this Python.
+    """Run a pipeline (a ``@dsl.pipeline`` object or a component loaded from compiled
+    YAML) on this machine, each step a subprocess of this Python. (A pipeline's name is
+    still accepted, transitionally, for callers in the core: see :func:`_named_pipeline`.)
 
     The steps' logs go to ``log_stream`` (default: stderr). A failing step raises
     :class:`PipelineError` naming the step and quoting its error message.
@@ -192,7 +157,7 @@ def run_local(
     from kfp import local
 
     if isinstance(pipeline, str):
-        pipeline = pipeline_function(pipeline)
+        pipeline = _named_pipeline(pipeline, cluster=False)
     name = getattr(pipeline, "name", str(pipeline))
     root = Path(pipeline_root or get_settings().home / "pipeline-runs").resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -212,9 +177,8 @@ def run_local(
     except RuntimeError as exc:
         if "finished with status" not in str(exc):
             raise
-        step = timer.failed_step or "?"
-        why = (re.sub(r"^\[[^\]]*\]\s*", "", tee.user_errors[-1]) if tee.user_errors
-               else "see the step log above")
+        step = timer.clock.failed_step or "?"
+        why = tee.user_errors[-1] if tee.user_errors else "see the step log above"
         raise PipelineError(f"pipeline {name} failed in step '{step}': {why}") from None
     finally:
         builtins.print = own_print
@@ -225,7 +189,7 @@ def run_local(
     uris = [Path(v.uri) for v in raw.values() if isinstance(getattr(v, "uri", None), str)]
     run_dir = uris[0].parent.parent if uris else root
     return LocalRun(pipeline=name, outputs={k: _jsonable(v) for k, v in raw.items()},
-                    steps=timer.steps, seconds=seconds, root=run_dir, raw_outputs=raw)
+                    steps=timer.clock.steps, seconds=seconds, root=run_dir, raw_outputs=raw)
 
 
 def training_arguments(
@@ -319,10 +283,11 @@ def summarise_scoring(run: LocalRun) -> dict[str, Any]:
 
 
 def submit(
-    name: str,
+    pipeline: Any,
     arguments: dict[str, Any],
     *,
     host: str,
+    name: str | None = None,
     experiment: str | None = None,
     run_name: str | None = None,
     namespace: str | None = None,
@@ -330,30 +295,37 @@ def submit(
     cluster: bool = True,
     enable_caching: bool | None = None,
 ) -> dict[str, Any]:
-    """Compile pipeline ``name`` and submit it to the Kubeflow Pipelines API at ``host``.
+    """Compile ``pipeline`` (a ``@dsl.pipeline`` object) and submit it to the Kubeflow
+    Pipelines API at ``host``; ``name`` (default: the pipeline's) names the recurring run
+    and the messages.
+
+    A pipeline's name is still accepted, transitionally, for callers in the core (see
+    :func:`_named_pipeline`); ``cluster`` picks its variant.
 
     With ``cron`` (six fields, seconds first, as KFP expects) it creates a recurring run
     instead of a run. The experiment defaults to the settings' experiment name.
     """
     import kfp
 
+    if isinstance(pipeline, str):
+        pipeline, name = _named_pipeline(pipeline, cluster=cluster), name or pipeline
+    name = name or str(getattr(pipeline, "name", "pipeline"))
     experiment = experiment or get_settings().experiment_name
     # kfp.Client prints links to stdout: keep stdout for the command's JSON.
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(sys.stderr):
-        package = compile_pipeline(name, Path(tmp) / f"{name}.yaml", cluster=cluster)
+        package = compile_pipeline(pipeline, Path(tmp) / f"{name}.yaml")
         try:
             client = kfp.Client(host=host, namespace=namespace)
             if cron:
-                exp = client.create_experiment(experiment, namespace=namespace)
-                job_name = run_name or f"{name}-recurring"
                 job = client.create_recurring_run(
-                    experiment_id=exp.experiment_id, job_name=job_name,
-                    cron_expression=cron, pipeline_package_path=str(package),
-                    params=arguments, max_concurrency=1, no_catchup=True,
-                    enable_caching=enable_caching,
-                )
-                return {"recurring_run_id": job.recurring_run_id, "name": job_name,
-                        "cron": cron, "experiment": experiment, "host": host}
+                    experiment_id=client.create_experiment(
+                        experiment, namespace=namespace).experiment_id,
+                    job_name=run_name or f"{name}-recurring", cron_expression=cron,
+                    pipeline_package_path=str(package), params=arguments,
+                    max_concurrency=1, no_catchup=True, enable_caching=enable_caching)
+                return {"recurring_run_id": job.recurring_run_id,
+                        "name": run_name or f"{name}-recurring", "cron": cron,
+                        "experiment": experiment, "host": host}
             result = client.create_run_from_pipeline_package(
                 str(package), arguments=arguments, run_name=run_name,
                 experiment_name=experiment, namespace=namespace,

@@ -15,6 +15,7 @@ from pipeline_helpers import run_cli
 from creditrisk import orchestration
 from creditrisk.contract import ID_COLUMN, TARGET
 from creditrisk.scoring import gather_scored, shard_bounds, write_shards
+from pipelines import BATCH_SCORING, pipeline_function
 from tests.helpers import save_synthetic_model
 from tests.synthetic import synthetic_frame
 
@@ -59,7 +60,7 @@ def test_parallel_for_scores_every_row_exactly_once(tmp_path: Path, model_dir: P
     own_print = builtins.print
     with open(os.devnull, "w") as devnull:
         run = orchestration.run_local(
-            "batch-scoring",
+            pipeline_function(BATCH_SCORING),
             {"input_uri": str(src), "output_uri": str(out), "model_uri": str(model_dir),
              "tracking_uri": "", "shards": 3},
             log_stream=devnull)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from creditrisk.orchestration import COMPILED_FILES
+from pipelines import COMPILED_FILES
 
 REPO = Path(__file__).resolve().parents[2]
 COMPILED = REPO / "pipelines" / "compiled"

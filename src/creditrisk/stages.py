@@ -30,9 +30,7 @@ Stages and what they read and write:
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import html
 import json
 import shutil
 import sys
@@ -43,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from creditrisk import report_html
 from creditrisk.config import TrainConfig, load_config, parse_overrides
 from creditrisk.errors import ConfigError, CreditRiskError, DataError, RegistryError
 from creditrisk.rundir import RunDir
@@ -313,26 +312,21 @@ def evaluate(
     return {"metrics": metrics, "roc": roc, "confusion": evaluation.confusion}
 
 
+_REPORT_CSS = (report_html.BASE_CSS
+               + "figure{display:inline-block;margin:4px}figure img{width:360px}")
+
+
 def _write_html_report(path: Path | str, run: RunDir, metrics: dict[str, Any]) -> None:
-    rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td></tr>" if isinstance(v, float)
-        else f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"
-        for k, v in metrics.items()
-    )
-    images = "".join(
-        f'<figure><img alt="{p.stem}" src="data:image/png;base64,'
-        f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{p.stem}</figcaption>'
-        "</figure>"
-        for p in sorted(run.plots.glob("*.png"))
-    )
-    card = html.escape(run.card.read_text())
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Evaluation</title>"
-        "<style>body{font-family:sans-serif;margin:1em}td{padding:2px 8px}"
-        "figure{display:inline-block;margin:4px}img{width:360px}</style></head><body>"
-        f"<h1>Evaluation on the held-out split</h1><table>{rows}</table>{images}"
-        f"<h2>Model card</h2><pre>{card}</pre></body></html>"
-    )
+    """The evaluate step's HTML report: metrics, the run's plots, the model card."""
+    rows = [[k, f"{v:.4f}" if isinstance(v, float) else v] for k, v in metrics.items()]
+    page = report_html.page("Evaluation", [
+        "<h1>Evaluation on the held-out split</h1>",
+        report_html.table(["metric", "value"], rows),
+        "".join(report_html.figure(p.read_bytes(), p.stem)
+                for p in sorted(run.plots.glob("*.png"))),
+        report_html.section("Model card",
+                            f"<pre>{report_html.escape(run.card.read_text())}</pre>"),
+    ], css=_REPORT_CSS)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(page)
 

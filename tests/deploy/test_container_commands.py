@@ -274,7 +274,7 @@ def test_bucket_job_mlflow_server_and_serving_run_as_the_manifests_say(
                           text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     names = {b["Name"] for b in s3.list_buckets()["Buckets"]}
-    assert {"mlflow", "predictions"} <= names
+    assert {"mlflow", "predictions", "datasets"} <= names  # the ConfigMap's locations
 
     # --- the MLflow server: PostgreSQL backend, artifacts proxied to S3 ----------------
     con = cluster.container("Deployment", "creditrisk-mlflow", "mlflow")

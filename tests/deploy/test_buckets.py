@@ -46,7 +46,7 @@ def test_the_buckets_are_the_settings_locations_in_the_clients_region(
         monkeypatch.setenv(key, value)
     reset_settings()
     # S3 itself refuses a bucket without a LocationConstraint outside us-east-1
-    with pytest.raises(ClientError, match="IllegalLocationConstraint|location constraint"):
+    with pytest.raises(ClientError, match=r"IllegalLocationConstraint|location constraint"):
         _client(s3_env, "eu-central-1").create_bucket(Bucket="bank-a-plain")
     created = create_buckets()
     assert created == ["bank-a-mlflow", "bank-a-predictions", "bank-a-datasets"]

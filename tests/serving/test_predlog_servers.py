@@ -19,8 +19,8 @@ import pytest
 from predlog_helpers import LOC, TcpOutage, s3_outage
 from serving_helpers import Server, server_env, start_transformer
 
+from creditrisk.monitoring.logreader import read_records
 from creditrisk.serve.local import free_port, transformer_process
-from creditrisk.serve.predlog import read_prediction_log
 
 pytestmark = pytest.mark.integration
 
@@ -113,7 +113,7 @@ def test_sigkill_after_answers_loses_no_record(predictor: Server, serving_dir: P
     finally:
         t.stop()
     assert list(location.glob("date=*/*.jsonl.open")) == []
-    _assert_complete(load, read_prediction_log(str(location)))
+    _assert_complete(load, read_records(str(location)))
 
 
 def test_sigterm_under_load_loses_no_record(predictor: Server, serving_dir: Path,
@@ -127,7 +127,7 @@ def test_sigterm_under_load_loses_no_record(predictor: Server, serving_dir: Path
     finally:
         t.stop()
     assert list(location.glob("date=*/*.jsonl.open")) == []
-    _assert_complete(load, read_prediction_log(str(location)))
+    _assert_complete(load, read_records(str(location)))
 
 
 def _metric(text: str, name: str) -> float:
@@ -175,7 +175,7 @@ def test_s3_outage_under_load_loses_nothing_and_counts_exactly(
     assert set(load.statuses) == {"200"}  # the outage never reaches the clients
     for outcome in ("dropped", "failed"):
         assert _metric(text, f'creditrisk_prediction_log_records_total{{outcome="{outcome}"}}') == 0
-    log = read_prediction_log(LOC)
+    log = read_records(LOC)
     assert len(log) == answered
     _assert_complete(load, log)
     assert list((tmp_path / "spool").rglob("*.jsonl*")) == []

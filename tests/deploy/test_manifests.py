@@ -24,6 +24,7 @@ from deploy_helpers import (
     containers,
     docs,
     pod_specs,
+    render_chart,
     render_kustomization,
     run,
     tool,
@@ -414,3 +415,18 @@ def test_the_tools_kubectl_is_within_one_minor_of_the_kind_cluster() -> None:
     assert proc.returncode == 0, proc.stderr
     client_minor = int(re.sub(r"\D", "", json.loads(proc.stdout)["clientVersion"]["minor"]))
     assert abs(client_minor - int(node.group(1))) <= 1, (client_minor, node.group(1))
+
+
+def test_the_predictor_serves_the_name_kserve_gives_the_transformer(
+        rendered: dict[str, str]) -> None:
+    """KServe appends `--model_name <InferenceService name>` to the transformer, which
+    then asks the predictor for that model: the predictor must register the same name,
+    whatever the InferenceService is called."""
+    renamed = render_chart("--set", "inferenceService.name=pd-scorecard")
+    for name, text in [*rendered.items(), ("chart:renamed", renamed)]:
+        isvc = next(d for d in docs(text) if d["kind"] == "InferenceService")
+        args = isvc["spec"]["predictor"]["containers"][0]["args"]
+        assert f"--model_name={isvc['metadata']['name']}" in args, name
+        transformer_args = isvc["spec"]["transformer"]["containers"][0]["args"]
+        assert not any(a.startswith("--model_name") for a in transformer_args), name
+    assert "pd-scorecard" in renamed

@@ -276,7 +276,7 @@ def model_promote(
     dry_run: Annotated[bool, typer.Option(help="Judge only; write nothing to the "
                                                "registry.")] = False,
     assignments: Annotated[list[str] | None, typer.Option(
-        "--set", help="Override a config value, e.g. --set gate.min_roc_auc=0.78 "
+        "--set", help="Override a config value, e.g. --set gate.roc_auc.threshold=0.78 "
         "(repeatable).")] = None,
 ) -> None:
     """Gate a candidate against @champion on the same test set; promote if it passes.

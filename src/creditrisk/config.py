@@ -8,11 +8,20 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    ValidationError,
+    model_validator,
+)
 
+from creditrisk import metric_names as mn
 from creditrisk.errors import ConfigError
 from creditrisk.monitoring.config import MonitoringConfig
 
@@ -83,13 +92,110 @@ class RiskBand(_Strict):
     upper: float = Field(gt=0, le=1)
 
 
-class GateConfig(_Strict):
-    """Promotion gate: absolute floors, and the tolerated loss against the champion."""
+class MetricThreshold(_Strict):
+    """One metric's gate, in the shape of MLflow's ``MetricThreshold``: an absolute
+    ``threshold`` (``>=`` when greater is better, else ``<=``) and, against the current
+    champion on the same test set, the largest tolerated worsening — absolute, or
+    relative to the champion's value. (MLflow's ``min_absolute_change`` and
+    ``min_relative_change`` demand an improvement; a retrain on new data is allowed to
+    lose a little, so here they are the tolerated loss.)"""
 
-    min_roc_auc: float = Field(0.75, ge=0, le=1)
-    min_pr_auc: float = Field(0.50, ge=0, le=1)
-    max_brier: float = Field(0.145, ge=0, le=1)
-    max_auc_drop: float = Field(0.005, ge=0, le=1)
+    threshold: float | None = Field(None, ge=0)
+    #: Omitted: the metric's own direction (:data:`creditrisk.metric_names.HIGHER_IS_BETTER`).
+    greater_is_better: bool | None = None
+    max_absolute_worsening: float | None = Field(None, ge=0)
+    max_relative_worsening: float | None = Field(None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _checks_something(self) -> MetricThreshold:
+        if (self.threshold is None and self.max_absolute_worsening is None
+                and self.max_relative_worsening is None):
+            raise ValueError("give at least one of threshold, max_absolute_worsening, "
+                             "max_relative_worsening")
+        return self
+
+
+#: The gate keys of earlier configs, and where each went.
+_RENAMED_GATE_KEYS = {
+    "min_roc_auc": f"{mn.ROC_AUC}.threshold",
+    "min_pr_auc": f"{mn.PR_AUC}.threshold",
+    "max_brier": f"{mn.BRIER}.threshold",
+    "max_auc_drop": f"{mn.ROC_AUC}.max_absolute_worsening",
+}
+
+
+def _evaluation_metric(name: str) -> str:
+    if name not in mn.CLASSIFICATION:
+        raise ValueError(f"{name!r} is not an evaluation metric (one of "
+                         f"{', '.join(mn.CLASSIFICATION)})")
+    return name
+
+
+def _default_gate() -> dict[str, MetricThreshold | None]:
+    return {
+        mn.ROC_AUC: MetricThreshold(threshold=0.75, greater_is_better=True,
+                                    max_absolute_worsening=0.005),
+        mn.PR_AUC: MetricThreshold(threshold=0.5, greater_is_better=True),
+        mn.BRIER: MetricThreshold(threshold=0.145, greater_is_better=False),
+    }
+
+
+class GateConfig(RootModel[dict[Annotated[str, AfterValidator(_evaluation_metric)],
+                                MetricThreshold | None]]):
+    """Promotion gate: evaluation metric name -> :class:`MetricThreshold`. A metric is
+    gated by adding it here (``--set gate.ks.threshold=0.3``) and dropped by setting it
+    to null (``--set gate.pr_auc=null``); :func:`creditrisk.registry.judge` checks
+    every entry, in this order."""
+
+    root: dict[Annotated[str, AfterValidator(_evaluation_metric)],
+               MetricThreshold | None] = Field(default_factory=_default_gate)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_renamed_keys(cls, data: Any) -> Any:
+        old = [k for k in data if k in _RENAMED_GATE_KEYS] if isinstance(data, dict) else []
+        if old:
+            raise ValueError("the gate is one entry per metric now: " + ", ".join(
+                f"gate.{k} is gate.{_RENAMED_GATE_KEYS[k]}" for k in old))
+        return data
+
+    @model_validator(mode="after")
+    def _directions_and_bounds(self) -> GateConfig:
+        self.root = {k: v for k, v in self.root.items() if v is not None}
+        for name, t in self.items():
+            natural = mn.greater_is_better(name)
+            if t.greater_is_better is None:
+                t.greater_is_better = natural
+            elif t.greater_is_better != natural:
+                raise ValueError(f"gate.{name}.greater_is_better: {name} is "
+                                 f"{'higher' if natural else 'lower'}-is-better")
+            if name in mn.UNIT_INTERVAL and t.threshold is not None and t.threshold > 1:
+                raise ValueError(f"gate.{name}.threshold: {t.threshold} is outside [0, 1]")
+        return self
+
+    def describe(self) -> str:
+        """One line for logs: ``roc_auc >= 0.75 (champion - 0.005), ...``."""
+        parts = []
+        for name, t in self.items():
+            op, sign = (">=", "-") if t.greater_is_better else ("<=", "+")
+            champion = [f"champion {sign} {t.max_absolute_worsening}"
+                        if t.max_absolute_worsening is not None else "",
+                        f"champion {sign} {t.max_relative_worsening} × |champion|"
+                        if t.max_relative_worsening is not None else ""]
+            floor = f" {op} {t.threshold}" if t.threshold is not None else ""
+            extra = ", ".join(c for c in champion if c)
+            parts.append(f"{name}{floor}" + (f" ({op} {extra})" if extra else ""))
+        return ", ".join(parts) or "no checks"
+
+    def items(self) -> list[tuple[str, MetricThreshold]]:
+        """(metric, threshold) pairs in the configured order."""
+        return [(k, v) for k, v in self.root.items() if v is not None]
+
+    def __getitem__(self, metric: str) -> MetricThreshold:
+        t = self.root[metric]
+        if t is None:
+            raise KeyError(metric)
+        return t
 
 
 class ReferenceConfig(_Strict):
@@ -142,7 +248,7 @@ def merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
 
 def parse_overrides(text: str | Mapping[str, Any] | None) -> dict[str, Any]:
     """Config overrides given as a mapping, or as its JSON/YAML text (empty: none), e.g.
-    ``{"gate": {"min_roc_auc": 0.78}}``."""
+    ``{"gate": {"roc_auc": {"threshold": 0.78}}}``."""
     if text is None:
         return {}
     if isinstance(text, Mapping):
@@ -155,18 +261,19 @@ def parse_overrides(text: str | Mapping[str, Any] | None) -> dict[str, Any]:
         raise ConfigError(f"config overrides: not valid JSON/YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"config overrides must be a mapping such as "
-                          f'{{"gate": {{"min_roc_auc": 0.78}}}}, got {text!r}')
+                          f'{{"gate": {{"roc_auc": {{"threshold": 0.78}}}}}}, got {text!r}')
     return raw
 
 
 def parse_assignments(items: list[str] | None) -> dict[str, Any]:
-    """``--set`` options (``gate.min_roc_auc=0.78``) as nested config overrides; each
+    """``--set`` options (``gate.roc_auc.threshold=0.78``) as nested config overrides; each
     value is read as YAML (numbers, booleans, lists)."""
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. gate.min_roc_auc=0.78")
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. "
+                              "gate.roc_auc.threshold=0.78")
         try:
             parsed = yaml.safe_load(value)
         except yaml.YAMLError as exc:

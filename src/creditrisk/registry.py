@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import json
 import tempfile
+import threading
+import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from creditrisk.config import GateConfig
+from creditrisk import metric_names as mn
+from creditrisk.config import GateConfig, MetricThreshold
 from creditrisk.contract import FEATURE_NAMES, TARGET
 from creditrisk.errors import RegistryError
 from creditrisk.evaluation import classification_metrics
@@ -28,14 +32,39 @@ from creditrisk.model import LoadedModel, load_model_dir
 from creditrisk.rundir import MODEL_ARTIFACT, REFERENCE_ARTIFACT, TEST_SPLIT_ARTIFACT, RunDir
 from creditrisk.settings import configure_mlflow, get_settings, registry_uri
 
+#: The champion history (for ``model rollback``): one registered-model tag per entry,
+#: ``champion_history.<ns since the epoch>.<random>`` -> the version replaced, so two
+#: promotions at once each add their own key and neither can overwrite the other.
+#: Registries written before hold the whole list as JSON under ``champion_history``
+#: itself; it is read as the oldest entries.
 HISTORY_TAG = "champion_history"
+_HISTORY_ENTRY = f"{HISTORY_TAG}."
+#: Within one process, moving the alias and writing its history entry happen in turn,
+#: so the entries' order is the order the alias moved in.
+_CHAMPION_LOCK = threading.Lock()
 
 
-def _client() -> Any:
+def client() -> Any:
+    """An ``MlflowClient`` on the configured tracking URI. Prefer the functions below;
+    this is for what they do not cover."""
     from mlflow import MlflowClient
 
     configure_mlflow()
     return MlflowClient()
+
+
+_client = client  # the earlier private name, still used by deploy.py and tests
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """Whether ``exc`` is MLflow's "no such model / version / alias", as opposed to a
+    registry that failed to answer."""
+    code = getattr(exc, "error_code", "")
+    return code == "RESOURCE_DOES_NOT_EXIST" or (
+        code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc))
+
+
+_not_found = is_not_found  # the earlier private name
 
 
 def _experiment_id(name: str) -> str:
@@ -131,10 +160,11 @@ def log_and_register(
     if not register:
         return Registration(run_id, settings.model_name, "", model_uri)
     mv = mlflow.register_model(model_uri, settings.model_name)
-    client = _client()
-    for key in ("test_roc_auc", "test_pr_auc", "test_brier", "threshold"):
+    mlflow_client = client()
+    for key in mn.VERSION_TAGS:
         if key in metrics:
-            client.set_model_version_tag(settings.model_name, mv.version, key, str(metrics[key]))
+            mlflow_client.set_model_version_tag(settings.model_name, mv.version, key,
+                                                str(metrics[key]))
     return Registration(run_id, settings.model_name, str(mv.version),
                         settings.version_uri(mv.version))
 
@@ -181,37 +211,95 @@ def load_model(uri: str | Path | None = None) -> LoadedModel:
 def _resolve_version(uri: str) -> tuple[str, str]:
     """(name, version) of a ``models:/name@alias`` or ``models:/name/version`` URI."""
     ref = uri[len("models:/"):]
-    client = _client()
+    mlflow_client = client()
     try:
         if "@" in ref:
             name, alias = ref.split("@", 1)
-            return name, str(client.get_model_version_by_alias(name, alias).version)
+            return name, str(mlflow_client.get_model_version_by_alias(name, alias).version)
         name, version = ref.rsplit("/", 1)
-        return name, str(client.get_model_version(name, version).version)
+        return name, str(mlflow_client.get_model_version(name, version).version)
     except Exception as exc:
         raise RegistryError(f"the registry holds no model {uri}: {exc}") from exc
 
 
-def _download_run_artifact(version: str, artifact: str) -> Path:
-    import mlflow
-
-    client = _client()
+def _model_version(version: str) -> Any:
     name = get_settings().model_name
     try:
-        mv = client.get_model_version(name, version)
+        return client().get_model_version(name, str(version))
     except Exception as exc:
         raise RegistryError(f"the registry holds no version {version} of {name!r}: "
                             f"{exc}") from exc
+
+
+def download_run_artifact(version: str, artifact: str) -> Path:
+    """``artifact`` (a path in the run, e.g. ``evaluation.json``) of the run that
+    registered ``version``, downloaded to a fresh temporary directory."""
+    import mlflow
+
+    mv = _model_version(version)
     try:
         return Path(mlflow.artifacts.download_artifacts(
             run_id=mv.run_id, artifact_path=artifact, dst_path=tempfile.mkdtemp()))
     except Exception as exc:
-        raise RegistryError(f"version {version} of {name!r} has no {artifact} in its run "
+        raise RegistryError(f"version {version} of {get_settings().model_name!r} has no "
+                            f"{artifact} in its run {mv.run_id}: {exc}") from exc
+
+
+def version_run_metrics(version: str) -> dict[str, float]:
+    """The metrics logged by the run that registered ``version`` (``test_roc_auc``, ...,
+    :mod:`creditrisk.metric_names`)."""
+    mv = _model_version(version)
+    try:
+        return dict(client().get_run(mv.run_id).data.metrics)
+    except Exception as exc:
+        raise RegistryError(f"cannot read the metrics of version {version}'s run "
                             f"{mv.run_id}: {exc}") from exc
 
 
+def version_artifact_uri(version: str) -> str:
+    """Where ``version``'s model files are stored (its download URI)."""
+    name = get_settings().model_name
+    _model_version(version)
+    try:
+        return str(client().get_model_version_download_uri(name, str(version)))
+    except Exception as exc:
+        raise RegistryError(f"cannot ask where version {version} of {name!r} is "
+                            f"stored: {exc}") from exc
+
+
+def set_version_tag(version: str, key: str, value: str) -> None:
+    """Tag registered ``version`` of the settings' model."""
+    client().set_model_version_tag(get_settings().model_name, str(version), key, value)
+
+
+def registered_model_tags() -> dict[str, str] | None:
+    """The registered model's tags; None when nothing is registered under its name. A
+    registry that cannot be asked raises :class:`RegistryError`."""
+    settings = get_settings()
+    try:
+        return dict(client().get_registered_model(settings.model_name).tags)
+    except Exception as exc:
+        if is_not_found(exc):
+            return None
+        raise RegistryError(f"cannot ask the registry at {redact_uri(settings.tracking_uri)} "
+                            f"for {settings.model_name!r}: {exc}") from exc
+
+
+def set_registered_model_tag(key: str, value: str) -> None:
+    """Tag the registered model, creating it (without versions) when nothing is
+    registered under its name yet."""
+    name = get_settings().model_name
+    mlflow_client = client()
+    try:
+        mlflow_client.set_registered_model_tag(name, key, value)
+    except Exception as exc:
+        if not is_not_found(exc):
+            raise
+        mlflow_client.create_registered_model(name, tags={key: value})
+
+
 def _test_split(version: str) -> pd.DataFrame:
-    return pd.read_parquet(_download_run_artifact(version, TEST_SPLIT_ARTIFACT))
+    return pd.read_parquet(download_run_artifact(version, TEST_SPLIT_ARTIFACT))
 
 
 def download_reference(version: str | None = None) -> tuple[str, Path]:
@@ -224,7 +312,7 @@ def download_reference(version: str | None = None) -> tuple[str, Path]:
             settings = get_settings()
             raise RegistryError(f"{settings.model_name!r} has no @{settings.champion_alias} "
                                 "yet; name a version")
-    return str(version), _download_run_artifact(str(version), REFERENCE_ARTIFACT)
+    return str(version), download_run_artifact(str(version), REFERENCE_ARTIFACT)
 
 
 # --------------------------------------------------------------------------------------
@@ -235,7 +323,8 @@ def download_reference(version: str | None = None) -> tuple[str, Path]:
 @dataclass
 class GateDecision:
     """The gate's verdict on a candidate, against ``champion_version`` (None: there was
-    no champion) on one test set. ``promoted`` says whether ``@champion`` was moved."""
+    no champion) on one test set. ``promoted`` says whether ``@champion`` was moved.
+    ``gate`` is the :class:`~creditrisk.config.GateConfig` applied, as a mapping."""
 
     candidate_version: str | None
     champion_version: str | None
@@ -244,7 +333,7 @@ class GateDecision:
     candidate_metrics: dict[str, float]
     champion_metrics: dict[str, float] | None = None
     checks: dict[str, bool] = field(default_factory=dict)
-    gate: dict[str, float] = field(default_factory=dict)
+    gate: dict[str, Any] = field(default_factory=dict)
     test_rows: int = 0
     promoted: bool = False
 
@@ -256,22 +345,51 @@ class GateDecision:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
+def _floor_check(name: str, t: MetricThreshold, value: float) -> tuple[str, bool] | None:
+    if t.threshold is None:
+        return None
+    if t.greater_is_better:
+        return f"{name} >= {t.threshold}", value >= t.threshold
+    return f"{name} <= {t.threshold}", value <= t.threshold
+
+
+def _champion_checks(name: str, t: MetricThreshold, value: float,
+                     champion: float) -> list[tuple[str, bool]]:
+    """``value`` no worse than ``champion`` by more than the tolerated worsening, absolute
+    and relative (of ``|champion|``, as MLflow's ``min_relative_change``)."""
+    out: list[tuple[str, bool]] = []
+    op, sign = (">=", -1.0) if t.greater_is_better else ("<=", 1.0)
+    if t.max_absolute_worsening is not None:
+        bound = champion + sign * t.max_absolute_worsening
+        out.append((f"{name} {op} champion {'-' if sign < 0 else '+'} "
+                    f"{t.max_absolute_worsening}", _holds(value, op, bound)))
+    if t.max_relative_worsening is not None:
+        bound = champion + sign * t.max_relative_worsening * abs(champion)
+        out.append((f"{name} {op} champion {'-' if sign < 0 else '+'} "
+                    f"{t.max_relative_worsening} × |champion|", _holds(value, op, bound)))
+    return out
+
+
+def _holds(value: float, op: str, bound: float) -> bool:
+    return value >= bound if op == ">=" else value <= bound
+
+
 def judge(
     candidate: dict[str, float], champion: dict[str, float] | None, gate: GateConfig
 ) -> tuple[bool, dict[str, bool], list[str]]:
-    """The gate's rule, pure: floors, then no worse than the champion by more than a margin."""
-    checks = {
-        f"roc_auc >= {gate.min_roc_auc}": candidate["roc_auc"] >= gate.min_roc_auc,
-        f"pr_auc >= {gate.min_pr_auc}": candidate["pr_auc"] >= gate.min_pr_auc,
-        f"brier <= {gate.max_brier}": candidate["brier"] <= gate.max_brier,
-    }
+    """The gate's rule, pure: each configured metric's threshold, then (with a
+    champion) each tolerated worsening against the champion, in the gate's order."""
+    checks: dict[str, bool] = {}
+    for name, t in gate.items():
+        floor = _floor_check(name, t, candidate[name])
+        if floor is not None:
+            checks[floor[0]] = floor[1]
     if champion is not None:
-        checks[f"roc_auc >= champion - {gate.max_auc_drop}"] = (
-            candidate["roc_auc"] >= champion["roc_auc"] - gate.max_auc_drop
-        )
+        for name, t in gate.items():
+            if t.max_absolute_worsening is not None or t.max_relative_worsening is not None:
+                checks.update(_champion_checks(name, t, candidate[name], champion[name]))
     reasons = [f"{'pass' if ok else 'FAIL'}: {name}" for name, ok in checks.items()]
     return all(checks.values()), checks, reasons
-
 
 def judge_candidate(
     *,
@@ -305,11 +423,8 @@ def judge_candidate(
 
 def record_verdict(version: str, decision: GateDecision) -> None:
     """Tag registered ``version`` with the gate's verdict and reasons."""
-    client = _client()
-    name = get_settings().model_name
-    client.set_model_version_tag(name, version, "gate", "passed" if decision.passed
-                                 else "failed")
-    client.set_model_version_tag(name, version, "gate_reasons", "; ".join(decision.reasons))
+    set_version_tag(version, "gate", "passed" if decision.passed else "failed")
+    set_version_tag(version, "gate_reasons", "; ".join(decision.reasons))
 
 
 def promote(
@@ -339,22 +454,25 @@ def promote(
     return decision
 
 
-def _history() -> list[str]:
-    client = _client()
-    try:
-        tags = client.get_registered_model(get_settings().model_name).tags
-    except Exception as exc:
-        if _not_found(exc):
-            return []
-        raise RegistryError(f"cannot read the registered model's history: {exc}") from exc
-    return list(json.loads(tags.get(HISTORY_TAG, "[]")))
+
+def _history_key() -> str:
+    """A new history entry's tag key: sorts by time, unique across processes."""
+    return f"{_HISTORY_ENTRY}{time.time_ns():020d}.{uuid.uuid4().hex[:8]}"
 
 
-def _not_found(exc: Exception) -> bool:
-    """MLflow's "no such model / alias" (as opposed to a registry that failed to answer)."""
-    code = getattr(exc, "error_code", "")
-    return code == "RESOURCE_DOES_NOT_EXIST" or (
-        code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc))
+def _history(tags: dict[str, str] | None = None) -> list[tuple[str | None, str]]:
+    """The champion history, oldest first, as (tag key, version replaced); the key is
+    None for the entries of an earlier registry's JSON list (:data:`HISTORY_TAG`)."""
+    if tags is None:
+        try:
+            tags = registered_model_tags() or {}
+        except RegistryError as exc:
+            raise RegistryError(f"cannot read the registered model's history: "
+                                f"{exc.__cause__ or exc}") from exc
+    legacy: list[tuple[str | None, str]] = [
+        (None, str(v)) for v in json.loads(tags.get(HISTORY_TAG, "[]"))]
+    entries = sorted((k, str(v)) for k, v in tags.items() if k.startswith(_HISTORY_ENTRY))
+    return [*legacy, *entries]
 
 
 def champion_version() -> str | None:
@@ -364,35 +482,48 @@ def champion_version() -> str | None:
     """
     settings = get_settings()
     try:
-        return str(_client().get_model_version_by_alias(settings.model_name,
-                                                        settings.champion_alias).version)
+        return str(client().get_model_version_by_alias(settings.model_name,
+                                                       settings.champion_alias).version)
     except Exception as exc:
-        if _not_found(exc):
+        if is_not_found(exc):
             return None
         raise RegistryError(f"cannot ask the registry at {redact_uri(settings.tracking_uri)} "
                             f"for @{settings.champion_alias}: {exc}") from exc
 
 
 def set_champion(version: str, *, previous: str | None) -> None:
-    """Point ``@champion`` at ``version``, remembering ``previous`` for rollback."""
+    """Point ``@champion`` at ``version``, remembering ``previous`` for rollback.
+
+    The history entry is a tag of its own (:data:`HISTORY_TAG`), written without
+    reading the others: promotions at the same time each keep their entry.
+    """
     settings = get_settings()
-    client = _client()
-    history = _history()
-    if previous is not None:
-        history.append(previous)
-    client.set_registered_model_alias(settings.model_name, settings.champion_alias, version)
-    client.set_registered_model_tag(settings.model_name, HISTORY_TAG, json.dumps(history))
+    mlflow_client = client()
+    with _CHAMPION_LOCK:
+        mlflow_client.set_registered_model_alias(settings.model_name,
+                                                 settings.champion_alias, version)
+        if previous is not None:
+            mlflow_client.set_registered_model_tag(settings.model_name, _history_key(),
+                                                   str(previous))
 
 
 def delete_version(version: str) -> None:
     """Delete registered ``version`` (a registration that could not be completed)."""
-    _client().delete_model_version(get_settings().model_name, version)
+    client().delete_model_version(get_settings().model_name, version)
 
 
 def rollback() -> tuple[str, str]:
-    """Move ``@champion`` back to the previous champion; returns (from, to)."""
+    """Move ``@champion`` back to the previous champion; returns (from, to).
+
+    Takes the newest history entry off (its tag is deleted; two rollbacks at once both
+    take the same entry and move the alias to the same version, i.e. roll back once).
+    """
+    with _CHAMPION_LOCK:
+        return _rollback()
+
+
+def _rollback() -> tuple[str, str]:
     settings = get_settings()
-    client = _client()
     history = _history()
     if not history:
         raise RegistryError(
@@ -401,30 +532,36 @@ def rollback() -> tuple[str, str]:
     current = champion_version()
     if current is None:
         raise RegistryError(f"{settings.model_name!r} has no @{settings.champion_alias}")
-    previous = history.pop()
-    client.set_registered_model_alias(settings.model_name, settings.champion_alias, previous)
-    client.set_registered_model_tag(settings.model_name, HISTORY_TAG, json.dumps(history))
-    client.set_model_version_tag(settings.model_name, current, "rolled_back", "true")
+    key, previous = history[-1]
+    mlflow_client = client()
+    mlflow_client.set_registered_model_alias(settings.model_name, settings.champion_alias,
+                                             previous)
+    if key is not None:
+        mlflow_client.delete_registered_model_tag(settings.model_name, key)
+    else:  # the last entries of an earlier registry's JSON list
+        mlflow_client.set_registered_model_tag(
+            settings.model_name, HISTORY_TAG, json.dumps([v for _, v in history[:-1]]))
+    mlflow_client.set_model_version_tag(settings.model_name, current, "rolled_back", "true")
     return current, previous
 
 
 def show() -> dict[str, Any]:
     """The registered model: aliases, versions with their key metrics and gate results."""
     settings = get_settings()
-    client = _client()
+    mlflow_client = client()
     try:
-        rm = client.get_registered_model(settings.model_name)
+        rm = mlflow_client.get_registered_model(settings.model_name)
     except Exception as exc:
         where = redact_uri(settings.tracking_uri)
-        if _not_found(exc):
+        if is_not_found(exc):
             raise RegistryError(
                 f"the registry at {where} holds no model {settings.model_name!r}") from exc
         raise RegistryError(f"cannot ask the registry at {where}: {exc}") from exc
-    versions = client.search_model_versions(f"name='{settings.model_name}'")
+    versions = mlflow_client.search_model_versions(f"name='{settings.model_name}'")
     return {
         "name": rm.name,
         "aliases": {k: str(v) for k, v in rm.aliases.items()},
-        "champion_history": json.loads(rm.tags.get(HISTORY_TAG, "[]")),
+        "champion_history": [v for _, v in _history(dict(rm.tags))],
         "versions": [
             {"version": str(v.version), "run_id": v.run_id, "tags": dict(v.tags)}
             for v in sorted(versions, key=lambda v: int(v.version))

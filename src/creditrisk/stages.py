@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from creditrisk import metric_names as mn
 from creditrisk import report_html
 from creditrisk.config import TrainConfig, load_config, parse_overrides
 from creditrisk.errors import ConfigError, CreditRiskError, DataError, RegistryError
@@ -90,8 +91,8 @@ def resolve_config(config: str = "", overrides: str | dict[str, Any] = "") -> Tr
 
     ``config`` is empty (the packaged default), a path or ``s3://`` URI of a YAML file
     (it ends in ``.yaml``/``.yml``), or the YAML text itself. ``overrides`` (a mapping
-    or its JSON/YAML text, e.g. ``{"gate": {"min_roc_auc": 0.78}}``) is merged into it
-    before validation.
+    or its JSON/YAML text, e.g. ``{"gate": {"roc_auc": {"threshold": 0.78}}}``) is merged
+    into it before validation.
     """
     from creditrisk.config import read_config_text, validate_config
 
@@ -147,7 +148,7 @@ def ingest(
     Path(config_path).parent.mkdir(parents=True, exist_ok=True)
     Path(config_path).write_text(yaml.safe_dump(cfg.resolved(), sort_keys=False))
     log(f"config: ok (seed {cfg.seed}, search {'on' if cfg.search.enabled else 'off'}, "
-        f"gate {cfg.gate.model_dump()})")
+        f"gate {cfg.gate.describe()})")
 
     uri = use_tracking_uri(tracking_uri)
     log(f"tracking server: {redact_uri(uri)}")
@@ -249,8 +250,8 @@ def train(
     fitted = fit(train=frame, config=cfg, progress=log)
     seconds = time.perf_counter() - t0
     summary = save_fit(fitted, fit_dir, train_seconds=seconds)
-    log(f"train: cv roc auc {fitted.cv['cv_roc_auc_mean']:.4f} "
-        f"(baseline {fitted.cv['baseline_cv_roc_auc_mean']:.4f}), "
+    log(f"train: cv roc auc {fitted.cv[mn.CV_ROC_AUC_MEAN]:.4f} "
+        f"(baseline {fitted.cv[mn.BASELINE_CV_ROC_AUC_MEAN]:.4f}), "
         f"calibration {fitted.calibration or 'none'}, threshold "
         f"{fitted.threshold.threshold:.3f}, {seconds:.1f}s")
     return summary
@@ -306,9 +307,9 @@ def evaluate(
         "threshold": [float(min(x, 1.0)) for x in thr[keep]],
     }
     _write_html_report(report_path, run, metrics)
-    log(f"evaluate: test roc auc {metrics['test_roc_auc']:.4f}, pr auc "
-        f"{metrics['test_pr_auc']:.4f}, brier {metrics['test_brier']:.4f} (baseline roc "
-        f"auc {metrics['baseline_test_roc_auc']:.4f})")
+    log(f"evaluate: test roc auc {metrics[mn.TEST_ROC_AUC]:.4f}, pr auc "
+        f"{metrics[mn.TEST_PR_AUC]:.4f}, brier {metrics[mn.TEST_BRIER]:.4f} (baseline roc "
+        f"auc {metrics[mn.BASELINE_TEST_ROC_AUC]:.4f})")
     return {"metrics": metrics, "roc": roc, "confusion": evaluation.confusion}
 
 

@@ -19,8 +19,12 @@ from tests.helpers import free_port
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
-OPEN_GATE = GateConfig(min_roc_auc=0.5, min_pr_auc=0.0, max_brier=1.0, max_auc_drop=0.05)
-SHUT_GATE = GateConfig(min_roc_auc=0.99, min_pr_auc=0.0, max_brier=1.0, max_auc_drop=0.05)
+OPEN_GATE = GateConfig.model_validate({
+    "roc_auc": {"threshold": 0.5, "max_absolute_worsening": 0.05},
+    "pr_auc": {"threshold": 0.0}, "brier": {"threshold": 1.0}})
+SHUT_GATE = GateConfig.model_validate({
+    "roc_auc": {"threshold": 0.99, "max_absolute_worsening": 0.05},
+    "pr_auc": {"threshold": 0.0}, "brier": {"threshold": 1.0}})
 
 
 def test_quick_training_on_real_data(trained_run) -> None:
@@ -147,6 +151,74 @@ def test_registry_cycle_on_a_real_mlflow_server_with_s3_artifacts(
     assert any(k.endswith("model/model.skops") for k in keys)
     assert any(k.endswith("plots/roc_curve.png") for k in keys)
     assert any(k.endswith(REFERENCE_ARTIFACT) for k in keys)
+
+
+def _versions(n: int, tmp_path: Path) -> None:
+    """``n`` bare versions of the settings' model (no run, no files: enough for aliases
+    and tags)."""
+    from creditrisk import registry
+    from creditrisk.settings import get_settings
+
+    client = registry.client()
+    name = get_settings().model_name
+    client.create_registered_model(name)
+    for _ in range(n):
+        client.create_model_version(name, source=str(tmp_path))
+
+
+def _promote_after(barrier, version: str, previous: str) -> None:  # a child process
+    from creditrisk import registry
+
+    barrier.wait(timeout=120)
+    registry.set_champion(version, previous=previous)
+
+
+def test_concurrent_promotions_each_keep_their_history_entry(tmp_path) -> None:
+    """Promotions in separate processes at the same moment: every entry is recorded (an
+    entry is a tag of its own, no read-modify-write), and rollback walks them back."""
+    import multiprocessing
+
+    from creditrisk import registry
+
+    _versions(4, tmp_path)
+    registry.set_champion("1", previous=None)
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_promote_after, args=(barrier, v, "1")) for v in "23"]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=180)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert registry.show()["champion_history"] == ["1", "1"]
+    assert registry.champion_version() in {"2", "3"}
+
+    # and within one process: entries in the order the alias moved
+    for v in "234":
+        registry.set_champion(v, previous=registry.champion_version())
+    history = registry.show()["champion_history"]
+    assert len(history) == 5 and history[-2:] == ["2", "3"]
+    assert registry.rollback() == ("4", "3") and registry.rollback() == ("3", "2")
+    assert len(registry.show()["champion_history"]) == 3
+
+
+def test_rollback_reads_the_history_of_an_earlier_registry(tmp_path) -> None:
+    """A registry whose history is the earlier JSON list tag: its entries are the oldest,
+    and rollback takes them off once the newer entries are used up."""
+    from creditrisk import registry
+    from creditrisk.settings import get_settings
+
+    _versions(3, tmp_path)
+    name = get_settings().model_name
+    registry.client().set_registered_model_tag(name, registry.HISTORY_TAG, json.dumps(["1"]))
+    registry.set_champion("2", previous=None)
+    registry.set_champion("3", previous="2")
+    assert registry.show()["champion_history"] == ["1", "2"]
+    assert registry.rollback() == ("3", "2")
+    assert registry.rollback() == ("2", "1")
+    assert registry.show()["champion_history"] == []
+    with pytest.raises(RegistryError, match="no previous champion"):
+        registry.rollback()
 
 
 def test_unreachable_tracking_server_fails_fast(monkeypatch) -> None:

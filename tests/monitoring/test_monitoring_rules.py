@@ -77,7 +77,7 @@ def test_thresholds_follow_their_single_sources() -> None:
 
     alerts = _alerts()
     assert f"> {2 * names.DRIFT_INTERVAL_S})" in alerts["CreditRiskDriftJobStale"]["expr"]
-    floor = GateConfig().min_roc_auc
+    floor = GateConfig()["roc_auc"].threshold
     assert f"< {floor:g}" in alerts["CreditRiskLiveRocAucLow"]["expr"]
     for metric in ("DRIFT_DETECTED", "DRIFT_LAST_SUCCESS", "LIVE_ROC_AUC",
                    "LIVE_LABELLED_ROWS", "LIVE_APPROVAL_RATE", "CHAMPION_TEST_APPROVAL_RATE"):

@@ -29,14 +29,14 @@ def test_ingest_component_from_yaml_runs_locally(real_data_path: Path, tmp_path:
                pipeline_root=str(tmp_path / "root"))
     with _quiet_local_warnings():
         task = ingest(data_uri=str(real_data_path), config="seed: 3\n", tracking_uri="",
-                      config_overrides='{"gate": {"min_roc_auc": 0.7}}')
+                      config_overrides='{"gate": {"roc_auc": {"threshold": 0.7}}}')
     dataset = task.outputs["dataset"]
     frame = pd.read_parquet(dataset.path)
     raw_rows = sum(1 for _ in real_data_path.open()) - 1
     assert len(frame) == raw_rows == dataset.metadata["rows"]
     assert dataset.metadata["positives"] == int(frame[TARGET].sum())
     resolved = Path(task.outputs["resolved_config"].path).read_text()
-    assert "seed: 3" in resolved and "min_roc_auc: 0.7" in resolved
+    assert "seed: 3" in resolved and "threshold: 0.7" in resolved
 
     # A failing step exits non-zero and the local runner reports the failure.
     with _quiet_local_warnings(), pytest.raises(RuntimeError, match="FAILURE"):

@@ -120,21 +120,24 @@ def test_resolve_config_forms_and_threshold_overrides(tmp_path: Path) -> None:
     from creditrisk.config import GateConfig, TrainConfig
 
     assert stages.resolve_config("") == TrainConfig()
-    inline = stages.resolve_config("seed: 7\ngate:\n  min_roc_auc: 0.6\n")
-    assert inline.seed == 7 and inline.gate.min_roc_auc == 0.6
+    inline = stages.resolve_config("seed: 7\ngate:\n  roc_auc: {threshold: 0.6}\n")
+    assert inline.seed == 7 and inline.gate["roc_auc"].threshold == 0.6
     path = tmp_path / "c.yml"
     path.write_text("seed: 8\n")
     assert stages.resolve_config(str(path)).seed == 8
-    over = stages.resolve_config("gate:\n  min_roc_auc: 0.6\n", '{"gate": {"max_brier": 0.2}}')
-    assert over.gate == GateConfig(min_roc_auc=0.6, max_brier=0.2)
-    assert stages.resolve_config("", {"gate": {"max_brier": 0.2}}).gate.max_brier == 0.2
+    over = stages.resolve_config("gate:\n  roc_auc: {threshold: 0.6}\n",
+                                 '{"gate": {"brier": {"threshold": 0.2}}}')
+    assert over.gate == GateConfig.model_validate({"roc_auc": {"threshold": 0.6},
+                                                   "brier": {"threshold": 0.2}})
+    assert stages.resolve_config("", {"gate": {"brier": {"threshold": 0.2}}}).gate[
+        "brier"].threshold == 0.2
 
     with pytest.raises(ConfigError, match="the config parameter: invalid config: seed"):
         stages.resolve_config("seed: many\n")
     with pytest.raises(ConfigError, match="no such config file"):
         stages.resolve_config(str(tmp_path / "absent.yaml"))
-    with pytest.raises(ConfigError, match=r"overrides .*invalid config: gate.min_pr_auc"):
-        stages.resolve_config("", '{"gate": {"min_pr_auc": 2.0}}')
+    with pytest.raises(ConfigError, match=r"overrides .*invalid config: .*gate.pr_auc.thresh"):
+        stages.resolve_config("", '{"gate": {"pr_auc": {"threshold": 2.0}}}')
     with pytest.raises(ConfigError, match="config overrides must be a mapping"):
         stages.resolve_config("", "[0.7]")
 

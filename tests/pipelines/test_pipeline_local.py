@@ -97,7 +97,7 @@ def test_compiled_yaml_runs_locally_and_gate_refuses_a_weak_model(
     run = orchestration.run_local(
         pipeline,
         orchestration.training_arguments(data=real_data_path, config=fast_config,
-                                         overrides={"gate": {"min_roc_auc": 0.99}}),
+                                         overrides={"gate": {"roc_auc": {"threshold": 0.99}}}),
         log_stream=open("/dev/null", "w"),  # noqa: SIM115
     )
     summary = orchestration.summarise_training(run)

@@ -38,7 +38,7 @@ def test_submit_training_run(kfp_endpoint, fast_config: Path) -> None:
     host, requests = kfp_endpoint
     proc = run_cli("submit", "training", "--host", host, "--experiment", "credit-nightly",
                    "--data", "s3://datasets/credit.csv", "--config", str(fast_config),
-                   "--set", "gate.min_roc_auc=0.78", "--run-name", "retrain-1", timeout=120)
+                   "--set", "gate.roc_auc.threshold=0.78", "--run-name", "retrain-1", timeout=120)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["run_id"] == "run-1" and out["url"] == f"{host}/#/runs/details/run-1"
@@ -55,7 +55,7 @@ def test_submit_training_run(kfp_endpoint, fast_config: Path) -> None:
     assert params["config"] == fast_config.read_text()
     assert params["data_uri"] == "s3://datasets/credit.csv"
     # the gate threshold travels once, as a config override
-    assert json.loads(params["config_overrides"]) == {"gate": {"min_roc_auc": 0.78}}
+    assert json.loads(params["config_overrides"]) == {"gate": {"roc_auc": {"threshold": 0.78}}}
     assert not {p for p in params if p.startswith(("min_", "max_"))}
     assert "tracking_uri" in params and params["tracking_uri"] == ""
 

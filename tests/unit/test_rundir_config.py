@@ -68,19 +68,26 @@ def test_packaged_default_config_is_package_data_and_the_built_in_default() -> N
 
 
 def test_overrides_merge_into_the_config() -> None:
-    cfg = load_config(None, {"gate": {"min_roc_auc": 0.7}, "cv": {"folds": 3}})
-    assert cfg.gate.min_roc_auc == 0.7 and cfg.gate.max_brier == TrainConfig().gate.max_brier
+    cfg = load_config(None, {"gate": {"roc_auc": {"threshold": 0.7}}, "cv": {"folds": 3}})
+    assert cfg.gate["roc_auc"].threshold == 0.7
+    assert cfg.gate["brier"] == TrainConfig().gate["brier"]
     assert cfg.cv.folds == 3
-    assert parse_overrides('{"gate": {"max_brier": 0.2}}') == {"gate": {"max_brier": 0.2}}
+    assert parse_overrides('{"gate": {"brier": {"threshold": 0.2}}}') == {
+        "gate": {"brier": {"threshold": 0.2}}}
     assert parse_overrides("") == {} and parse_overrides(None) == {}
-    assert parse_assignments(["gate.min_roc_auc=0.78", "gate.max_brier=0.2",
+    assert parse_assignments(["gate.roc_auc.threshold=0.78", "gate.brier.threshold=0.2",
                               "search.enabled=false"]) == {
-        "gate": {"min_roc_auc": 0.78, "max_brier": 0.2}, "search": {"enabled": False}}
+        "gate": {"roc_auc": {"threshold": 0.78}, "brier": {"threshold": 0.2}},
+        "search": {"enabled": False}}
+    cfg = load_config(None, parse_assignments(["gate.roc_auc.threshold=0.78",
+                                               "gate.pr_auc=null", "gate.ks.threshold=0.3"]))
+    assert [n for n, _ in cfg.gate.items()] == ["roc_auc", "brier", "ks"]
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    ({"gate": {"min_pr_auc": 2.0}}, "gate.min_pr_auc"),
-    ({"gate": {"min_roc": 0.7}}, "gate.min_roc"),
+    ({"gate": {"pr_auc": {"threshold": 2.0}}}, "gate.pr_auc.threshold"),
+    ({"gate": {"roc": {"threshold": 0.7}}}, "gate.roc"),
+    ({"gate": {"min_pr_auc": 0.7}}, "gate.min_pr_auc is gate.pr_auc.threshold"),
 ])
 def test_bad_overrides_name_the_field(overrides: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=f"with overrides .*{message}"):
@@ -89,7 +96,7 @@ def test_bad_overrides_name_the_field(overrides: dict, message: str) -> None:
 
 def test_bad_assignments_and_override_text() -> None:
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
-        parse_assignments(["gate.min_roc_auc"])
+        parse_assignments(["gate.roc_auc.threshold"])
     with pytest.raises(ConfigError, match="must be a mapping"):
         parse_overrides("0.7")
 
@@ -145,5 +152,5 @@ def test_train_and_pipeline_run_share_the_packaged_default_config(tmp_path: Path
         os.chdir(cwd)
     assert Path(args["config"]) == default_config_path().resolve()
     assert args["config_overrides"] == ""
-    assert training_arguments(data=data, overrides={"gate": {"max_brier": 0.2}})[
-        "config_overrides"] == '{"gate": {"max_brier": 0.2}}'
+    assert training_arguments(data=data, overrides={"gate": {"brier": {"threshold": 0.2}}})[
+        "config_overrides"] == '{"gate": {"brier": {"threshold": 0.2}}}'

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from creditrisk import evaluation as ev
+from creditrisk import metric_names as mn
 from creditrisk.errors import DataError
 from creditrisk.monitoring.logreader import KEY
 from creditrisk.scoring import APPROVE, DECLINE
@@ -157,30 +158,23 @@ def champion_figures(version: str | None) -> dict[str, Any] | None:
     evaluation's fairness slices); None when there is no champion. A registry that
     cannot tell raises :class:`~creditrisk.errors.RegistryError`."""
     from creditrisk.errors import RegistryError
-    from creditrisk.registry import _client, champion_version
-    from creditrisk.settings import get_settings
+    from creditrisk.registry import champion_version, download_run_artifact, version_run_metrics
 
     version = version or champion_version()
     if version is None:
         return None
     try:
-        client = _client()
-        mv = client.get_model_version(get_settings().model_name, str(version))
-        metrics = dict(client.get_run(mv.run_id).data.metrics)
-        import mlflow
-
-        path = mlflow.artifacts.download_artifacts(run_id=mv.run_id,
-                                                   artifact_path="evaluation.json")
+        metrics = version_run_metrics(str(version))
+        path = download_run_artifact(str(version), "evaluation.json")
         evaluation = json.loads(Path(path).read_text())
     except Exception as exc:
         raise RegistryError(f"cannot read the held-out figures of version {version}: "
                             f"{exc}") from exc
+    test_metrics = {mn.unprefixed(k, mn.TEST): v for k, v in metrics.items()}
     return {
         "version": str(version),
-        "metrics": {k[len("test_"):]: v for k, v in metrics.items()
-                    if k.startswith("test_") and k[len("test_"):] in
-                    ("roc_auc", "pr_auc", "brier", "ece", "ks", "log_loss")},
-        "threshold": metrics.get("threshold"),
+        "metrics": {k: v for k, v in test_metrics.items() if k is not None},
+        "threshold": metrics.get(mn.THRESHOLD),
         "groups": [*_overall_approval(evaluation.get("confusion")),
                    *evaluation.get("fairness", [])],
     }
@@ -198,4 +192,4 @@ def _overall_approval(confusion: dict[str, int] | None) -> list[dict[str, Any]]:
         return []
     approved = int(confusion.get("tn", 0)) + int(confusion.get("fn", 0))
     return [{"attribute": ALL_GROUPS, "group": ALL_GROUPS, "n": total,
-             "approval_rate": approved / total, "roc_auc": None}]
+             "approval_rate": approved / total, mn.ROC_AUC: None}]

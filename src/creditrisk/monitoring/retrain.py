@@ -39,17 +39,15 @@ class RetrainDecision:
 
 def last_retrain() -> dict[str, Any] | None:
     """The registered model's last retraining record, or None."""
-    from creditrisk.registry import _client, _not_found
+    from creditrisk.registry import registered_model_tags
     from creditrisk.settings import get_settings
 
-    name = get_settings().model_name
     try:
-        tags = _client().get_registered_model(name).tags
-    except Exception as exc:
-        if _not_found(exc):
-            return None
-        raise RegistryError(f"cannot read {name!r}'s retraining state: {exc}") from exc
-    raw = tags.get(LAST_RETRAIN_TAG)
+        tags = registered_model_tags()
+    except RegistryError as exc:
+        raise RegistryError(f"cannot read {get_settings().model_name!r}'s retraining "
+                            f"state: {exc.__cause__ or exc}") from exc
+    raw = (tags or {}).get(LAST_RETRAIN_TAG)
     try:
         return dict(json.loads(raw)) if raw else None
     except ValueError:
@@ -57,21 +55,16 @@ def last_retrain() -> dict[str, Any] | None:
 
 
 def _record(state: dict[str, Any]) -> None:
-    from creditrisk.registry import _client, _not_found
+    from creditrisk.registry import set_registered_model_tag
     from creditrisk.settings import get_settings
 
-    name = get_settings().model_name
-    client = _client()
     try:
-        try:
-            client.set_registered_model_tag(name, LAST_RETRAIN_TAG, json.dumps(state))
-        except Exception as exc:
-            if not _not_found(exc):
-                raise
-            # nothing registered yet (the first model comes from this retraining)
-            client.create_registered_model(name, tags={LAST_RETRAIN_TAG: json.dumps(state)})
+        # nothing registered yet: the registered model is created (the first model
+        # comes from this retraining)
+        set_registered_model_tag(LAST_RETRAIN_TAG, json.dumps(state))
     except Exception as exc:
-        raise RegistryError(f"cannot record the retraining on {name!r}: {exc}") from exc
+        raise RegistryError(f"cannot record the retraining on "
+                            f"{get_settings().model_name!r}: {exc}") from exc
 
 
 def start_local(reason: dict[str, Any], config: str | None, data: str | None = None
@@ -79,16 +72,14 @@ def start_local(reason: dict[str, Any], config: str | None, data: str | None = N
     """The training pipeline on the KFP local runner; the new version (if any) is tagged
     with the reason."""
     from creditrisk import orchestration
-    from creditrisk.registry import _client
-    from creditrisk.settings import get_settings
+    from creditrisk.registry import set_version_tag
 
     run = orchestration.run_local("training", orchestration.training_arguments(
         data=data, config=config))
     summary = orchestration.summarise_training(run)
     version = summary.get("model_version")
     if version:
-        _client().set_model_version_tag(get_settings().model_name, str(version), REASON_TAG,
-                                        json.dumps(reason))
+        set_version_tag(str(version), REASON_TAG, json.dumps(reason))
     return {"model_version": version, "promoted": summary.get("promoted"),
             "gate": summary.get("gate"), "outputs_dir": summary.get("outputs_dir")}
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 import csv
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from creditrisk.contract import FEATURE_NAMES, TARGET
 from creditrisk.scoring import DECLINE
+
+if TYPE_CHECKING:
+    import httpx
 
 
 @dataclass
@@ -53,6 +56,50 @@ def _v2_records(body: dict[str, Any]) -> tuple[str, list[str]]:
     return str(rid), [str(d) for d in outputs["decision"]]
 
 
+def _send_batch(client: httpx.Client, model_name: str, i: int, chunk: list[dict[str, Any]],
+                out: Traffic) -> list[tuple[str, int, int]]:
+    """Batch ``i`` as v1 (even) or v2 (odd); counted in ``out``; its labels' rows."""
+    features = [{k: r[k] for k in FEATURE_NAMES} for r in chunk]
+    protocol = "v1" if i % 2 == 0 else "v2"
+    rid = f"stack-{protocol}-{i:05d}"
+    if protocol == "v1":
+        resp = client.post(f"/v1/models/{model_name}:predict",
+                           json=_v1_body(features), headers={"x-request-id": rid})
+    else:
+        resp = client.post(f"/v2/models/{model_name}/infer", json=_v2_body(features, rid))
+    out.requests[protocol] += 1
+    if resp.status_code != 200:
+        out.failed.append(f"{protocol} {rid}: HTTP {resp.status_code} {resp.text[:300]}")
+        return []
+    body = resp.json()
+    if protocol == "v1":
+        preds = body["predictions"]
+        got_rid, decisions = str(preds[0]["request_id"]), [p["decision"] for p in preds]
+    else:
+        got_rid, decisions = _v2_records(body)
+    if len(decisions) != len(chunk):
+        out.failed.append(f"{protocol} {rid}: {len(decisions)} answers for "
+                          f"{len(chunk)} records")
+        return []
+    out.records[protocol] += len(chunk)
+    out.declined += sum(d == DECLINE for d in decisions)
+    return [(got_rid, j, int(r[TARGET])) for j, r in enumerate(chunk)]
+
+
+def _send_invalid(client: httpx.Client, model_name: str, record: dict[str, Any], n: int,
+                  out: Traffic) -> None:
+    """``n`` requests with an impossible AGE: each must be answered 4xx (the field, the
+    value and the rule)."""
+    bad = {**{k: record[k] for k in FEATURE_NAMES}, "AGE": 7}
+    for k in range(n):
+        resp = client.post(f"/v1/models/{model_name}:predict", json=_v1_body([bad]),
+                           headers={"x-request-id": f"stack-invalid-{k}"})
+        if 400 <= resp.status_code < 500:
+            out.rejected_as_expected += 1
+        else:
+            out.failed.append(f"invalid request answered HTTP {resp.status_code}")
+
+
 def send_heldout(transformer_url: str, model_name: str, frame: pd.DataFrame, *,
                  labels_file: Path, batch_size: int = 25, max_records: int | None = None,
                  invalid_requests: int = 3, spread_s: float = 0.0,
@@ -78,44 +125,10 @@ def send_heldout(transformer_url: str, model_name: str, frame: pd.DataFrame, *,
             pause = t0 + spread_s * i / n_requests - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
-            chunk = records[start:start + batch_size]
-            features = [{k: r[k] for k in FEATURE_NAMES} for r in chunk]
-            protocol = "v1" if i % 2 == 0 else "v2"
-            rid = f"stack-{protocol}-{i:05d}"
-            if protocol == "v1":
-                resp = client.post(f"/v1/models/{model_name}:predict",
-                                   json=_v1_body(features), headers={"x-request-id": rid})
-            else:
-                resp = client.post(f"/v2/models/{model_name}/infer",
-                                   json=_v2_body(features, rid))
-            out.requests[protocol] += 1
-            if resp.status_code != 200:
-                out.failed.append(f"{protocol} {rid}: HTTP {resp.status_code} "
-                                  f"{resp.text[:300]}")
-                continue
-            body = resp.json()
-            if protocol == "v1":
-                preds = body["predictions"]
-                got_rid, decisions = str(preds[0]["request_id"]), [p["decision"] for p in preds]
-            else:
-                got_rid, decisions = _v2_records(body)
-            if len(decisions) != len(chunk):
-                out.failed.append(f"{protocol} {rid}: {len(decisions)} answers for "
-                                  f"{len(chunk)} records")
-                continue
-            out.records[protocol] += len(chunk)
-            out.declined += sum(d == DECLINE for d in decisions)
-            labels += [(got_rid, j, int(r[TARGET])) for j, r in enumerate(chunk)]
-        if records:  # bad input answers 4xx with the field, value and rule
-            bad = {**{k: records[0][k] for k in FEATURE_NAMES}, "AGE": 7}
-            for k in range(invalid_requests):
-                resp = client.post(f"/v1/models/{model_name}:predict",
-                                   json=_v1_body([bad]),
-                                   headers={"x-request-id": f"stack-invalid-{k}"})
-                if 400 <= resp.status_code < 500:
-                    out.rejected_as_expected += 1
-                else:
-                    out.failed.append(f"invalid request answered HTTP {resp.status_code}")
+            labels += _send_batch(client, model_name, i, records[start:start + batch_size],
+                                  out)
+        if records:
+            _send_invalid(client, model_name, records[0], invalid_requests, out)
     labels_file.parent.mkdir(parents=True, exist_ok=True)
     with labels_file.open("w", newline="") as f:
         w = csv.writer(f)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -14,13 +13,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from creditrisk.kfp_log import parse_step_line
 from creditrisk.settings import get_settings
 from creditrisk.stack.layout import StackLayout
 from creditrisk.stack.supervisor import StackError
 
 Progress = Callable[[str], None]
 
-_STEP = re.compile(r"Executing task '([^']+)'")
 #: The champion run's metrics the facts keep.
 CHAMPION_METRICS = ("test_roc_auc", "test_pr_auc", "test_brier", "test_ks", "test_ece",
                     "cv_roc_auc_mean", "threshold")
@@ -72,9 +71,9 @@ def run_training(layout: StackLayout, *, data_path: str, config: Path | None,
         with log_path.open() as reader:
             while proc.poll() is None:
                 for line in reader.readlines():
-                    m = _STEP.search(line)
-                    if m:
-                        step = m.group(1)
+                    event = parse_step_line(line)  # kfp.local colours its lines
+                    if event is not None and event.started:
+                        step = event.step
                 progress(f"training pipeline (KFP local runner): step {step}")
                 time.sleep(1.0)
         out.seek(0)

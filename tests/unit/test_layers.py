@@ -70,3 +70,19 @@ def test_the_transitional_exception_is_still_needed() -> None:
     found = _shell_imports()
     for path, shells in TRANSITIONAL.items():
         assert shells <= found.get(path, set()), f"{path}: drop it from TRANSITIONAL"
+
+
+def test_shells_resolve_names_and_the_transitional_path_warns() -> None:
+    import pipelines
+    from creditrisk import orchestration
+    from pipelines import batch_scoring, training
+
+    assert pipelines.pipeline_function("training") is training.training_pipeline
+    assert (pipelines.pipeline_function("batch-scoring", cluster=True)
+            is batch_scoring.batch_scoring_pipeline_cluster)
+    assert set(pipelines.compiled_pipelines()) == set(pipelines.COMPILED_FILES)
+    with pytest.raises(orchestration.PipelineError, match="unknown pipeline 'nope'"):
+        pipelines.pipeline_function("nope")
+    with pytest.warns(DeprecationWarning, match="pass the pipeline object"):
+        legacy = orchestration._named_pipeline("training", cluster=True)
+    assert legacy is training.training_pipeline_cluster

@@ -165,6 +165,8 @@ def wait_healthy(layout: StackLayout, srv: Server, *, poll_s: float = 0.3) -> No
         except (urllib.error.URLError, OSError):
             pass
         info = program_state(layout, srv.name)
+        if started is None and info is not None:
+            started = info["start"]
         if info is not None and (info["statename"] not in ("RUNNING", "STARTING")
                                  or info["start"] != started):
             log = srv.log(layout)

@@ -233,19 +233,20 @@ def kubectl_patch(rollout: Rollout, *, name: str | None = None, namespace: str |
                   timeout_s: float = 30.0) -> str:
     """Apply the patch to the live InferenceService (its environment read first, so the
     variables are found by name); returns kubectl's answer."""
-    where = {"kubectl": kubectl, "namespace": namespace, "context": context,
-             "timeout_s": timeout_s}
+    def run(args: list[str], what: str) -> str:
+        return _kubectl(args, what=what, kubectl=kubectl, namespace=namespace,
+                        context=context, timeout_s=timeout_s)
+
     isvc_name = name or rollout.model_name
-    live = _kubectl(["get", "inferenceservice", isvc_name, "-o", "json"],
-                    what="reading the InferenceService", **where)
+    live = run(["get", "inferenceservice", isvc_name, "-o", "json"],
+               "reading the InferenceService")
     try:
         env = predictor_env(json.loads(live))
     except json.JSONDecodeError as exc:
         raise DeployError(f"kubectl get inferenceservice {isvc_name}: not JSON: "
                           f"{exc}") from None
-    return _kubectl(["patch", "inferenceservice", isvc_name, "--type", "json",
-                     "-p", json.dumps(json_patch(rollout, env))],
-                    what="applying the patch", **where)
+    return run(["patch", "inferenceservice", isvc_name, "--type", "json",
+                "-p", json.dumps(json_patch(rollout, env))], "applying the patch")
 
 
 def deploy(*, version: str | None = None, rollback: bool = False, write: Path | None = None,

@@ -29,7 +29,13 @@ from creditrisk.contract import FEATURE_NAMES, TARGET
 from creditrisk.errors import RegistryError
 from creditrisk.evaluation import classification_metrics
 from creditrisk.model import LoadedModel, load_model_dir
-from creditrisk.rundir import MODEL_ARTIFACT, REFERENCE_ARTIFACT, TEST_SPLIT_ARTIFACT, RunDir
+from creditrisk.rundir import (
+    MODEL_ARTIFACT,
+    REFERENCE_ARTIFACT,
+    REFERENCE_BINS_ARTIFACT,
+    TEST_SPLIT_ARTIFACT,
+    RunDir,
+)
 from creditrisk.settings import configure_mlflow, get_settings, registry_uri
 
 #: The champion history (for ``model rollback``): one registered-model tag per entry,
@@ -313,6 +319,26 @@ def download_reference(version: str | None = None) -> tuple[str, Path]:
             raise RegistryError(f"{settings.model_name!r} has no @{settings.champion_alias} "
                                 "yet; name a version")
     return str(version), download_run_artifact(str(version), REFERENCE_ARTIFACT)
+
+
+def download_bins(version: str) -> dict[str, Any] | None:
+    """The PSI/CSI bins frozen on ``version``'s reference sample
+    (:data:`creditrisk.rundir.REFERENCE_BINS_ARTIFACT`); None for a version registered
+    before bins were logged (the caller freezes them from the reference, saying so). A
+    registry that cannot be asked raises :class:`RegistryError`."""
+    import json
+
+    folder, _, name = REFERENCE_BINS_ARTIFACT.rpartition("/")
+    mv = _model_version(str(version))
+    try:
+        listed = client().list_artifacts(mv.run_id, folder)
+    except Exception as exc:
+        raise RegistryError(f"cannot list the artifacts of version {version}'s run "
+                            f"{mv.run_id}: {exc}") from exc
+    if not any(a.path.rpartition("/")[2] == name for a in listed):
+        return None
+    path = download_run_artifact(str(version), REFERENCE_BINS_ARTIFACT)
+    return dict(json.loads(Path(path).read_text()))
 
 
 # --------------------------------------------------------------------------------------

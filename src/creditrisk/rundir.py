@@ -15,10 +15,12 @@ the registry logs one as an MLflow run. Nobody else spells out a file name of it
                           the reference sample for drift monitoring: the training split's
                           contract columns and target (a stratified sample when it is
                           larger than the config's ``reference.max_rows``)
+      reference/bins.json the bins frozen on that sample for PSI/CSI monitoring: the
+                          score's and every contract field's (creditrisk.stability)
       model/              the model, MLflow sklearn flavour (skops), saved once, complete
 
 The MLflow artifact paths of a logged run are :data:`REFERENCE_ARTIFACT`,
-:data:`TEST_SPLIT_ARTIFACT` and :data:`MODEL_ARTIFACT`.
+:data:`REFERENCE_BINS_ARTIFACT`, :data:`TEST_SPLIT_ARTIFACT` and :data:`MODEL_ARTIFACT`.
 """
 
 from __future__ import annotations
@@ -30,8 +32,12 @@ from typing import Any
 
 import pandas as pd
 
+from creditrisk.stability import BINS_FILE
+
 #: The reference sample of a logged run (contract features + target), read by monitoring.
 REFERENCE_ARTIFACT = "reference/reference.parquet"
+#: The frozen PSI/CSI bins of that sample, beside it (absent in runs before issue 14).
+REFERENCE_BINS_ARTIFACT = f"reference/{BINS_FILE}"
 #: The held-out split of a logged run; the promotion gate's default test set.
 TEST_SPLIT_ARTIFACT = "data/test.parquet"
 #: The model of a logged run (``runs:/<run id>/model``).
@@ -97,6 +103,10 @@ class RunDir:
         return self.root / REFERENCE_ARTIFACT
 
     @property
+    def reference_bins(self) -> Path:
+        return self.root / REFERENCE_BINS_ARTIFACT
+
+    @property
     def model(self) -> Path:
         return self.root / MODEL_ARTIFACT
 
@@ -127,6 +137,13 @@ class RunDir:
                                                                           index=False)
         return self.reference
 
+    def write_reference_bins(self, bins: dict[str, Any]) -> Path:
+        """The frozen bins (:func:`creditrisk.stability.freeze_bins`) beside the
+        reference sample; logged with the reference folder."""
+        self.reference_bins.parent.mkdir(parents=True, exist_ok=True)
+        self.reference_bins.write_text(json.dumps(bins, indent=1) + "\n")
+        return self.reference_bins
+
     def artifacts(self) -> list[tuple[Path, str | None]]:
         """What an MLflow run of this directory holds: (local file or folder, artifact
         folder); folders are logged with their content. Absent parts are left out."""
@@ -135,6 +152,7 @@ class RunDir:
             (self.config, None), (self.plots, "plots"),
             (self.test_split, TEST_SPLIT_ARTIFACT.rsplit("/", 1)[0]),
             (self.reference, REFERENCE_ARTIFACT.rsplit("/", 1)[0]),
+            (self.reference_bins, REFERENCE_BINS_ARTIFACT.rsplit("/", 1)[0]),
             (self.model, MODEL_ARTIFACT),
         ]
         return [(path, dest) for path, dest in items if path.exists()]

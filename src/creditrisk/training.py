@@ -264,6 +264,18 @@ def model_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if k.startswith(mn.MODEL_METADATA_PREFIXES)}
 
 
+def write_reference_bins(fitted: FitResult, run_dir: RunDir) -> Path:
+    """Score the run's reference sample with the fitted model and freeze the PSI/CSI
+    bins of the score and of every contract field on it (``reference/bins.json``,
+    :func:`creditrisk.stability.freeze_bins`): every later window is compared with
+    these bins."""
+    from creditrisk.stability import freeze_bins
+
+    reference = pd.read_parquet(run_dir.reference)
+    p = fitted.model.predict_proba(reference.loc[:, list(FEATURE_NAMES)])[:, 1]
+    return run_dir.write_reference_bins(freeze_bins(reference, p))
+
+
 def evaluate_fit(
     *,
     fitted: FitResult,
@@ -277,8 +289,8 @@ def evaluate_fit(
 ) -> tuple[dict[str, Any], ev.Evaluation]:
     """Evaluate a fitted challenger and baseline on the held-out split and write the
     complete run directory: plots, model card, evaluation, config, both splits, the
-    reference sample, ``metrics.json`` and the model, saved once with its metadata
-    complete (threshold, bands, test and CV metrics).
+    reference sample and its frozen bins, ``metrics.json`` and the model, saved once
+    with its metadata complete (threshold, bands, test and CV metrics).
 
     :func:`run_training` calls it after fitting; so does the training pipeline's
     evaluate step, on the estimators its train step fitted.
@@ -322,6 +334,7 @@ def evaluate_fit(
     train.to_parquet(run_dir.train_split, index=False)
     test.to_parquet(run_dir.test_split, index=False)
     run_dir.write_reference(train, max_rows=config.reference.max_rows, seed=config.seed)
+    write_reference_bins(fitted, run_dir)
     if run_dir.model.exists():
         shutil.rmtree(run_dir.model)
     save_model(fitted.model, run_dir.model, metadata_for(fitted, config, model_metrics(metrics)))

@@ -77,15 +77,22 @@ def drift(
     kfp_host: Annotated[str | None, typer.Option(
         "--kfp-host", help="Kubeflow Pipelines API for --retrain (default: the KFP local "
         "runner on this machine).")] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="Model (models:/ URI or directory) that scores a window without "
+        "probabilities (a data file) and gives the decision threshold. Default: the "
+        "reference's registered version, else @champion.")] = None,
 ) -> None:
-    """Data drift per feature and prediction drift (Evidently): OUT/drift.html and
-    OUT/drift.json; pushed when a Pushgateway is set."""
+    """Data drift per feature and prediction drift (Evidently), population stability
+    on the model's frozen bins and performance estimated without labels:
+    OUT/drift.html, OUT/stability.html and OUT/drift.json; pushed when a Pushgateway
+    is set."""
     from creditrisk.monitoring.jobs import drift_job
 
     cfg = _monitoring_config(config)
     outcome = drift_job(current=current, out=out, reference=reference, since=since,
                         until=until, pushgateway=pushgateway, config=cfg, retrain=retrain,
-                        kfp_host=kfp_host, train_config=str(config) if config else None)
+                        kfp_host=kfp_host, train_config=str(config) if config else None,
+                        model=model)
     _finish(outcome)
 
 
@@ -104,11 +111,16 @@ def performance(
     config: ConfigOpt = None,
 ) -> None:
     """Live ROC AUC, PR AUC, Brier, ECE, default and approval rates (overall and by SEX,
-    EDUCATION, age band) beside the champion's held-out figures: OUT/performance.json."""
+    EDUCATION, age band) beside the champion's held-out figures, the estimate the
+    probabilities alone gave, the back-test by risk band, Gini and KS:
+    OUT/performance.json."""
+    from creditrisk.config import load_config
     from creditrisk.monitoring.jobs import performance_job
 
+    cfg = load_config(config)
     outcome = performance_job(log=log, labels=labels, out=out, since=since, until=until,
-                              pushgateway=pushgateway, config=_monitoring_config(config))
+                              pushgateway=pushgateway, config=cfg.monitoring,
+                              risk_bands=[b.model_dump() for b in cfg.risk_bands])
     _finish(outcome)
 
 

@@ -60,8 +60,16 @@ def test_panels_cover_the_issue() -> None:
     for metric in (names.DRIFT_SHARE, names.DRIFT_FEATURE_SCORE, names.DRIFT_DETECTED,
                    names.LIVE_ROC_AUC, names.CHAMPION_TEST_ROC_AUC, names.LIVE_BRIER,
                    names.CHAMPION_TEST_BRIER, names.LIVE_APPROVAL_RATE,
-                   names.LIVE_LABELLED_ROWS, names.DRIFT_LAST_SUCCESS, names.LIVE_LAST_SUCCESS):
+                   names.LIVE_LABELLED_ROWS, names.DRIFT_LAST_SUCCESS, names.LIVE_LAST_SUCCESS,
+                   names.PSI_SCORE, names.PSI_FEATURE, names.ESTIMATED_ROC_AUC,
+                   names.ESTIMATED_DEFAULT_RATE, names.BAND_PREDICTED_DEFAULT_RATE,
+                   names.BAND_OBSERVED_DEFAULT_RATE, names.BAND_LIGHT):
         assert metric in health, metric
+    panels = {p["title"]: p for p in json.loads(health)["panels"]}
+    assert panels["Feature PSI (frozen bins)"]["type"] == "heatmap"
+    mapped = panels["Back-test light by band"]["fieldConfig"]["defaults"]["mappings"]
+    assert {o["text"] for o in mapped[0]["options"].values()} == {
+        "green", "amber", "red", "insufficient"}
 
 
 def test_every_query_is_valid_promql(tmp_path: Path) -> None:

@@ -22,6 +22,8 @@ EXPECTED = {
     "CreditRiskNoPredictions", "CreditRiskPredictionLogLosingRecords",
     "CreditRiskPredictionLogSpoolFilling", "CreditRiskDriftDetected", "CreditRiskDriftJobStale",
     "CreditRiskLiveRocAucLow", "CreditRiskApprovalRateShifted",
+    "CreditRiskScorePsiShifted", "CreditRiskScorePsiWatch", "CreditRiskEstimatedRocAucLow",
+    "CreditRiskBandRed",
 }
 
 
@@ -80,5 +82,27 @@ def test_thresholds_follow_their_single_sources() -> None:
     floor = GateConfig()["roc_auc"].threshold
     assert f"< {floor:g}" in alerts["CreditRiskLiveRocAucLow"]["expr"]
     for metric in ("DRIFT_DETECTED", "DRIFT_LAST_SUCCESS", "LIVE_ROC_AUC",
-                   "LIVE_LABELLED_ROWS", "LIVE_APPROVAL_RATE", "CHAMPION_TEST_APPROVAL_RATE"):
+                   "LIVE_LABELLED_ROWS", "LIVE_APPROVAL_RATE", "CHAMPION_TEST_APPROVAL_RATE",
+                   "PSI_SCORE", "ESTIMATED_ROC_AUC", "BAND_LIGHT"):
         assert getattr(names, metric) in RULES.read_text(), metric
+
+
+def test_credit_risk_alerts_follow_their_single_sources() -> None:
+    """PSI bands are monitoring.stability's defaults; the estimated AUC floor is the
+    gate's; red is backtest.LIGHT_VALUES' red; the watch alert spans three hourly runs."""
+    from creditrisk.backtest import LIGHT_VALUES
+    from creditrisk.config import GateConfig
+    from creditrisk.monitoring import names
+    from creditrisk.monitoring.config import StabilityConfig
+
+    alerts = _alerts()
+    bands = StabilityConfig()
+    assert f"> {bands.shift:g}" in alerts["CreditRiskScorePsiShifted"]["expr"]
+    watch = alerts["CreditRiskScorePsiWatch"]
+    assert f">= {bands.watch:g}" in watch["expr"] and f"<= {bands.shift:g}" in watch["expr"]
+    hours, _, minutes = watch["for"].partition("h")
+    span_s = int(hours) * 3600 + int(minutes.rstrip("m") or 0) * 60
+    assert 2 * names.DRIFT_INTERVAL_S < span_s < 3 * names.DRIFT_INTERVAL_S
+    floor = GateConfig()["roc_auc"].threshold
+    assert f"< {floor:g}" in alerts["CreditRiskEstimatedRocAucLow"]["expr"]
+    assert f"== {LIGHT_VALUES['red']}" in alerts["CreditRiskBandRed"]["expr"]

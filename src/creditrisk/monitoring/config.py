@@ -6,9 +6,9 @@ Standalone on purpose: :mod:`creditrisk.config` imports it, not the other way ro
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: Evidently 0.7 drift methods the config accepts (their names in Evidently).
 DriftMethod = Literal[
@@ -105,7 +105,29 @@ class RetrainConfig(_Strict):
     data: str | None = None
 
 
+class StabilityConfig(_Strict):
+    """The reading of a PSI/CSI on the frozen bins (:mod:`creditrisk.stability`): below
+    ``watch`` stable, from ``watch`` to ``shift`` watch, above ``shift`` shifted. The
+    alert rules (CreditRiskScorePsiShifted, CreditRiskScorePsiWatch) use the defaults."""
+
+    watch: float = Field(0.10, gt=0)
+    shift: float = Field(0.25, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StabilityConfig:
+        if self.watch >= self.shift:
+            raise ValueError(f"stability.watch ({self.watch}) must be below "
+                             f"stability.shift ({self.shift})")
+        return self
+
+    def bands(self) -> Any:
+        from creditrisk.stability import StabilityBands
+
+        return StabilityBands(watch=self.watch, shift=self.shift)
+
+
 class MonitoringConfig(_Strict):
     drift: DriftConfig = DriftConfig()
     performance: PerformanceConfig = PerformanceConfig()
     retrain: RetrainConfig = RetrainConfig()
+    stability: StabilityConfig = StabilityConfig()

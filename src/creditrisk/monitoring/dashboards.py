@@ -208,6 +208,7 @@ def model_health() -> dict[str, Any]:
         _panel("stat", "Live default rate", _targets((f"max({n.LIVE_DEFAULT_RATE})", "")),
                w=6, unit="percentunit", description="Observed default rate of the "
                "labelled predictions."),
+        *credit_risk_panels(),
         _row("Freshness of the jobs"),
         _panel("stat", "Since the last successful drift run", _targets(
             (f"time() - max({n.DRIFT_LAST_SUCCESS})", "")), unit="s",
@@ -221,6 +222,63 @@ def model_health() -> dict[str, Any]:
     return _dashboard("creditrisk-model-health", "creditrisk / Model health",
                       "Drift of the inputs and of the predictions, live performance "
                       "against delayed labels, freshness of the monitoring jobs.", panels)
+
+
+def _light_mappings() -> list[dict[str, Any]]:
+    """Value mappings of creditrisk_band_light (creditrisk.backtest.LIGHT_VALUES)."""
+    from creditrisk.backtest import LIGHT_VALUES
+
+    colours = {"green": "green", "amber": "orange", "red": "red", "insufficient": "text"}
+    return [{"type": "value", "options": {
+        str(v): {"text": k, "color": colours[k], "index": i}
+        for i, (k, v) in enumerate(LIGHT_VALUES.items())}}]
+
+
+def credit_risk_panels() -> list[dict[str, Any]]:
+    """Population stability on the frozen bins, the estimate against the realised ROC
+    AUC, the back-test by risk band."""
+    lights = _panel("stat", "Back-test light by band", _targets(
+        (f"max by (band) ({n.BAND_LIGHT})", "{{band}}"), instant=True),
+        w=8, description="Per risk band of the champion: green (p >= 0.05), amber, red "
+        "(p < 0.001: the band's risk is underestimated; alert CreditRiskBandRed), "
+        "insufficient (-1: too few labels).",
+        options={"colorMode": "background", "graphMode": "none", "textMode": "value_and_name",
+                 "reduceOptions": {"calcs": ["lastNotNull"], "values": False}})
+    lights["fieldConfig"]["defaults"]["mappings"] = _light_mappings()
+    return [
+        _row("Population stability and estimated performance (credit risk)"),
+        _panel("timeseries", "Score PSI (frozen bins)", _targets(
+            (f"max by (model) ({n.PSI_SCORE})", "{{model}}")), decimals=3, minimum=0,
+            description="PSI of the score against the bins frozen with the model: below "
+            "0.10 stable, 0.10-0.25 watch, above 0.25 shifted (alerts "
+            "CreditRiskScorePsiWatch, CreditRiskScorePsiShifted)."),
+        _panel("heatmap", "Feature PSI (frozen bins)", _targets(
+            (f"max by (feature) ({n.PSI_FEATURE})", "{{feature}}")), h=10,
+            description="PSI (CSI) of each input field per drift run, on the model's "
+            "frozen bins.",
+            options={"calculate": False, "yAxis": {"axisPlacement": "left"},
+                     "rowsFrame": {"layout": "auto"}, "cellValues": {"decimals": 3},
+                     "color": {"mode": "scheme", "scheme": "Oranges", "exponent": 0.5,
+                               "steps": 64, "reverse": False, "min": 0, "max": 0.5},
+                     "tooltip": {"mode": "single", "yHistogram": False}}),
+        _panel("timeseries", "ROC AUC: estimated (no labels) vs realised", _targets(
+            (f"max({n.ESTIMATED_ROC_AUC})", "estimated (drift window)"),
+            (f"max({n.LIVE_ROC_AUC})", "realised (labelled window)"),
+            (f"max({n.ESTIMATED_DEFAULT_RATE})", "estimated default rate"),
+            (f"max({n.LIVE_DEFAULT_RATE})", "realised default rate")), decimals=3,
+            description="The estimate from the probabilities alone (assumes calibration "
+            "holds; alert CreditRiskEstimatedRocAucLow) beside the realised figures once "
+            "labels arrive."),
+        _panel("bargauge", "Back-test by band: predicted vs observed default rate", _targets(
+            (f"max by (band) ({n.BAND_PREDICTED_DEFAULT_RATE})", "{{band}} predicted"),
+            (f"max by (band) ({n.BAND_OBSERVED_DEFAULT_RATE})", "{{band}} observed"),
+            instant=True), w=16, unit="percentunit", minimum=0, maximum=1,
+            description="Per risk band of the champion, the mean predicted probability and "
+            "the observed default rate of the labelled records (performance job).",
+            options={"displayMode": "basic", "orientation": "horizontal",
+                     "reduceOptions": {"calcs": ["lastNotNull"], "values": False}}),
+        lights,
+    ]
 
 
 DASHBOARDS = {"serving.json": serving, "model-health.json": model_health}

@@ -17,19 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from creditrisk.errors import CreditRiskError, DataError, RegistryError
 from creditrisk.monitoring import names
 from creditrisk.monitoring.config import MonitoringConfig
 from creditrisk.monitoring.logreader import LogRead, is_data_file, read_data_file, read_log
+from creditrisk.monitoring.population import ModelSource
 from creditrisk.monitoring.push import PushError, Sample, push, pushgateway_url
 from creditrisk.monitoring.window import Window, resolve_window
 
 OK, USER_ERROR, TOO_FEW_ROWS = 0, 2, 3
 DRIFT_JSON, DRIFT_HTML, PERFORMANCE_JSON, RETRAIN_JSON = (
     "drift.json", "drift.html", "performance.json", "retrain.json")
+STABILITY_HTML = "stability.html"
 
 
 @dataclass
@@ -82,17 +83,6 @@ def _reference(reference: str | None) -> tuple[pd.DataFrame, str | None, str]:
     return pd.read_parquet(path), version, f"models:/{REFERENCE_ARTIFACT} of version {version}"
 
 
-def _reference_probability(reference: pd.DataFrame, version: str | None) -> np.ndarray:
-    from creditrisk.contract import FEATURE_NAMES
-    from creditrisk.registry import load_model
-    from creditrisk.settings import get_settings
-
-    settings = get_settings()
-    model = load_model(settings.version_uri(version) if version else None)
-    return np.asarray(model.predict_proba(reference.loc[:, list(FEATURE_NAMES)]),
-                      dtype=np.float64)
-
-
 def drift_samples(report: dict[str, Any]) -> list[Sample]:
     out = [
         Sample(names.DRIFT_SHARE, "Share of contract features whose drift was detected.",
@@ -115,124 +105,191 @@ def drift_samples(report: dict[str, Any]) -> list[Sample]:
     if report["prediction_drift"] is not None:
         out.append(Sample(names.DRIFT_PREDICTION_SCORE, "Drift score of the predicted "
                           "probability.", report["prediction_drift"]["score"]))
+    out += population_samples(report)
     out.append(Sample(names.DRIFT_LAST_SUCCESS, "When the drift job last succeeded "
                       "(Unix time).", time.time()))
     return out
 
 
-def drift_job(*, current: str, out: Path, reference: str | None = None,
-              since: str | None = None, until: str | None = None,
-              pushgateway: str | None = None, config: MonitoringConfig | None = None,
-              retrain: bool = False, kfp_host: str | None = None,
-              train_config: str | None = None,
-              retrain_starter: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
-              ) -> JobOutcome:
-    """Compare the current data (a prediction-log window, or a data file) with the
-    reference; write ``out/drift.html`` and ``out/drift.json``; push; retrain."""
-    from creditrisk.monitoring.drift import SCHEMA_VERSION, run_drift
-    from creditrisk.settings import get_settings
+def population_samples(report: dict[str, Any]) -> list[Sample]:
+    """PSI of the score and of each field, and the estimated performance."""
+    out: list[Sample] = []
+    stab = report.get("stability")
+    if stab:
+        if stab["score"] is not None:
+            out.append(Sample(names.PSI_SCORE, "PSI of the score on the model's frozen "
+                              "bins.", stab["score"]["psi"]))
+        for feature, f in stab["features"].items():
+            out.append(Sample(names.PSI_FEATURE, "PSI (CSI) of each field on the model's "
+                              "frozen bins.", f["psi"], {"feature": feature}))
+    est = report.get("estimated_performance")
+    if est:
+        out.append(Sample(names.ESTIMATED_ROC_AUC, "ROC AUC estimated from the window's "
+                          "probabilities (no labels).", est["roc_auc"]))
+        out.append(Sample(names.ESTIMATED_DEFAULT_RATE, "Default rate estimated from the "
+                          "window's probabilities (no labels).", est["default_rate"]))
+    return out
 
-    cfg = config or MonitoringConfig()
-    settings = get_settings()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    seconds: dict[str, float] = {}
-    warnings: list[str] = []
-    t0 = time.perf_counter()
-    log: LogRead | None = None
-    window: Window | None = None
+
+def _read_current(current: str, since: str | None, until: str | None,
+                  cfg: MonitoringConfig, warnings: list[str]
+                  ) -> tuple[pd.DataFrame, LogRead | None, Window | None]:
     if is_data_file(current):
         if since or until:
             warnings.append("--since/--until apply to a prediction log; ignored for a file")
-        cur = read_data_file(current)
-    else:
-        window = resolve_window(since, until, default_span=cfg.drift.window)
-        log = read_log(current, window)
-        cur = log.frame
-        warnings += _log_warnings(log)
-    seconds["read_current"] = time.perf_counter() - t0
-    url = pushgateway_url(pushgateway)
+        return read_data_file(current), None, None
+    window = resolve_window(since, until, default_span=cfg.drift.window)
+    log = read_log(current, window)
+    warnings += _log_warnings(log)
+    return log.frame, log, window
 
-    t1 = time.perf_counter()
-    ref, ref_version, ref_source = _reference(reference)
-    seconds["read_reference"] = time.perf_counter() - t1
-    version = ref_version or _model_version_of(cur)
-    report: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "status": "ok",
-        "dataset_drift": None, "drift_detected": None, "share_drifted": None,
-        "drifted_features": [], "features": {}, "prediction_drift": None,
-        "rows": {"reference": len(ref), "current": len(cur)},
-        "window": window.as_dict() if window else None,
-        "current": current, "reference": ref_source,
-        "model": {"name": settings.model_name, "version": version},
-        "config": cfg.drift.model_dump(mode="json"),
-        "log": log.summary() if log else None,
-        "seconds": seconds,
-    }
+
+def _too_few_rows(report: dict[str, Any], cfg: MonitoringConfig, where: str
+                  ) -> str | None:
     small = [(k, n) for k, n in report["rows"].items() if n < cfg.drift.min_rows]
-    if small:
-        what = "; ".join(f"{k}: {n} row(s)" for k, n in small)
-        where = f"window {window}" if window else current
-        msg = (f"too few rows to compare ({what}; at least {cfg.drift.min_rows} needed, "
-               f"monitoring.drift.min_rows) for {where}")
-        report.update(status="too_few_rows", message=msg)
-        _write_json(out / DRIFT_JSON, report)
-        return JobOutcome(TOO_FEW_ROWS, report, [msg, "nothing pushed"], warnings)
+    if not small:
+        return None
+    what = "; ".join(f"{k}: {n} row(s)" for k, n in small)
+    return (f"too few rows to compare ({what}; at least {cfg.drift.min_rows} needed, "
+            f"monitoring.drift.min_rows) for {where}")
 
+
+def _compare(cur: pd.DataFrame, ref: pd.DataFrame, *, version: str | None,
+             model: ModelSource, cfg: MonitoringConfig, out: Path,
+             report: dict[str, Any], warnings: list[str]) -> list[str]:
+    """Evidently's drift, the stability and the estimate into ``report``; the two HTML
+    pages into ``out``; the messages."""
+    from creditrisk.monitoring.drift import run_drift
+    from creditrisk.monitoring.population import population
+    from creditrisk.monitoring.stability_page import write_page
+
+    seconds = report["seconds"]
     if "probability" in cur.columns and "probability" not in ref.columns:
         t2 = time.perf_counter()
         try:
-            ref = ref.assign(probability=_reference_probability(ref, version))
+            ref = ref.assign(probability=model.score(ref))
         except CreditRiskError as exc:
             warnings.append(f"no prediction drift: cannot score the reference ({exc})")
         seconds["score_reference"] = time.perf_counter() - t2
     run = run_drift(cur, ref, config=cfg.drift)
     seconds.update(run.seconds)
     prediction_drifted = bool(run.prediction and run.prediction["drifted"])
-    report.update(
-        dataset_drift=run.dataset_drift,
-        drift_detected=run.dataset_drift or prediction_drifted,
-        share_drifted=run.share_drifted,
-        drifted_features=run.drifted_features,
-        features=run.features,
-        prediction_drift=run.prediction,
-    )
+    report.update(dataset_drift=run.dataset_drift,
+                  drift_detected=run.dataset_drift or prediction_drifted,
+                  share_drifted=run.share_drifted, drifted_features=run.drifted_features,
+                  features=run.features, prediction_drift=run.prediction)
     seconds["write_html"] = run.save_html(out / DRIFT_HTML)
+    t3 = time.perf_counter()
+    pop = population(cur, ref, version=version, model=model, bands=cfg.stability.bands())
+    warnings += pop.warnings
+    report.update(stability=pop.stability, estimated_performance=pop.estimated)
+    if pop.stability is not None and pop.bins is not None and pop.frame is not None:
+        write_page(out / STABILITY_HTML, pop.stability, pop.bins, pop.frame, pop.estimated,
+                   title=f"Population stability: {report['model']['name']} "
+                   f"(version {report['model']['version']})")
+    seconds["stability_and_estimate"] = time.perf_counter() - t3
+    return [f"drift {'DETECTED' if report['drift_detected'] else 'not detected'}: "
+            f"{len(run.drifted_features)}/{len(run.features)} features drifted "
+            f"({', '.join(run.drifted_features) or 'none'}); prediction drift: "
+            + ("n/a" if run.prediction is None else
+               f"{run.prediction['score']:.4f} "
+               f"({'drifted' if prediction_drifted else 'ok'})"), *pop.messages]
+
+
+def drift_job(*, current: str, out: Path, reference: str | None = None,
+              since: str | None = None, until: str | None = None,
+              pushgateway: str | None = None, config: MonitoringConfig | None = None,
+              retrain: bool = False, kfp_host: str | None = None,
+              train_config: str | None = None, model: str | None = None,
+              retrain_starter: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+              ) -> JobOutcome:
+    """Compare the current data (a prediction-log window, or a data file) with the
+    reference; write ``out/drift.html``, ``out/stability.html`` and ``out/drift.json``;
+    push; retrain. ``model``: the model scoring a window without probabilities (and the
+    reference, and giving the threshold); default the reference's version, @champion."""
+    from creditrisk.monitoring.drift import SCHEMA_VERSION
+    from creditrisk.settings import get_settings
+
+    cfg = config or MonitoringConfig()
+    settings = get_settings()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    warnings: list[str] = []
+    t0 = time.perf_counter()
+    cur, log, window = _read_current(current, since, until, cfg, warnings)
+    seconds: dict[str, float] = {"read_current": time.perf_counter() - t0}
+    url = pushgateway_url(pushgateway)
+    t1 = time.perf_counter()
+    ref, ref_version, ref_source = _reference(reference)
+    seconds["read_reference"] = time.perf_counter() - t1
+    version = ref_version or _model_version_of(cur)
+    report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION, "status": "ok",
+        "dataset_drift": None, "drift_detected": None, "share_drifted": None,
+        "drifted_features": [], "features": {}, "prediction_drift": None,
+        "stability": None, "estimated_performance": None,
+        "rows": {"reference": len(ref), "current": len(cur)},
+        "window": window.as_dict() if window else None,
+        "current": current, "reference": ref_source,
+        "model": {"name": settings.model_name, "version": version},
+        "config": {**cfg.drift.model_dump(mode="json"),
+                   "stability": cfg.stability.model_dump(mode="json")},
+        "log": log.summary() if log else None,
+        "seconds": seconds,
+    }
+    msg = _too_few_rows(report, cfg, f"window {window}" if window else current)
+    if msg:
+        report.update(status="too_few_rows", message=msg)
+        _write_json(out / DRIFT_JSON, report)
+        return JobOutcome(TOO_FEW_ROWS, report, [msg, "nothing pushed"], warnings)
+
+    source = ModelSource(uri=model, version=version)
+    messages = _compare(cur, ref, version=ref_version, model=source, cfg=cfg, out=out,
+                        report=report, warnings=warnings)
     report["_window_end"] = window.end.timestamp() if window else time.time()
-    messages = [f"drift {'DETECTED' if report['drift_detected'] else 'not detected'}: "
-                f"{len(run.drifted_features)}/{len(run.features)} features drifted "
-                f"({', '.join(run.drifted_features) or 'none'}); prediction drift: "
-                + ("n/a" if run.prediction is None else
-                   f"{run.prediction['score']:.4f} ({'drifted' if prediction_drifted else 'ok'})")]
     samples = drift_samples(report)
     del report["_window_end"]
     seconds["total"] = time.perf_counter() - t0
     _write_json(out / DRIFT_JSON, report)
-    messages.append(f"wrote {out / DRIFT_HTML} and {out / DRIFT_JSON}")
-
-    code = OK
-    if url:
-        try:
-            n = push(url, job=names.DRIFT_JOB, model=settings.model_name, samples=samples)
-            messages.append(f"pushed {n} series to {url}")
-        except PushError as exc:
-            messages.append(str(exc))
-            code = USER_ERROR
+    pages = [DRIFT_HTML, *([STABILITY_HTML] if report["stability"] else [])]
+    messages.append(f"wrote {', '.join(str(out / p) for p in pages)} and {out / DRIFT_JSON}")
+    code = _push(url, names.DRIFT_JOB, samples, messages)
     if code == OK and report["drift_detected"] and (retrain or cfg.retrain.on_drift):
-        from creditrisk.monitoring.retrain import maybe_retrain
-
-        decision = maybe_retrain(drifted_features=run.drifted_features,
-                                 window=report["window"],
-                                 cooldown_hours=cfg.retrain.cooldown_hours,
-                                 kfp_host=kfp_host, config=train_config,
-                                 data=cfg.retrain.data, starter=retrain_starter)
-        report["retrain"] = decision.as_dict()
-        _write_json(out / RETRAIN_JSON, decision.as_dict())
-        _write_json(out / DRIFT_JSON, report)
-        messages.append(("retraining started: " if decision.started else
-                         "retraining not started: ") + decision.reason)
+        messages.append(_retrain(report, cfg, out, kfp_host=kfp_host,
+                                 train_config=train_config, starter=retrain_starter))
     return JobOutcome(code, report, messages, warnings)
+
+
+def _push(url: str | None, job: str, samples: list[Sample], messages: list[str]) -> int:
+    """Push ``samples`` as ``job`` when a Pushgateway is set; USER_ERROR when it fails."""
+    from creditrisk.settings import get_settings
+
+    if not url:
+        return OK
+    try:
+        n = push(url, job=job, model=get_settings().model_name, samples=samples)
+    except PushError as exc:
+        messages.append(str(exc))
+        return USER_ERROR
+    messages.append(f"pushed {n} series to {url}")
+    return OK
+
+
+def _retrain(report: dict[str, Any], cfg: MonitoringConfig, out: Path, *,
+             kfp_host: str | None, train_config: str | None,
+             starter: Callable[[dict[str, Any]], dict[str, Any]] | None) -> str:
+    from creditrisk.monitoring.retrain import maybe_retrain
+
+    decision = maybe_retrain(drifted_features=report["drifted_features"],
+                             window=report["window"],
+                             cooldown_hours=cfg.retrain.cooldown_hours,
+                             kfp_host=kfp_host, config=train_config,
+                             data=cfg.retrain.data, starter=starter)
+    report["retrain"] = decision.as_dict()
+    _write_json(out / RETRAIN_JSON, decision.as_dict())
+    _write_json(out / DRIFT_JSON, report)
+    return ("retraining started: " if decision.started else
+            "retraining not started: ") + decision.reason
 
 
 # --------------------------------------------------------------------------------------
@@ -282,17 +339,77 @@ def performance_samples(report: dict[str, Any]) -> list[Sample]:
     return out
 
 
+def band_samples(report: dict[str, Any]) -> list[Sample]:
+    """The back-test per band: predicted and observed default rate, the light's value
+    (:data:`creditrisk.backtest.LIGHT_VALUES`; insufficient is -1)."""
+    from creditrisk.backtest import LIGHT_VALUES
+
+    out: list[Sample] = []
+    for row in report.get("bands") or []:
+        labels = {"band": row["band"]}
+        if row["predicted_default_rate"] is not None:
+            out.append(Sample(names.BAND_PREDICTED_DEFAULT_RATE, "Mean predicted default "
+                              "probability of the band's labelled records.",
+                              row["predicted_default_rate"], labels))
+        if row["observed_default_rate"] is not None:
+            out.append(Sample(names.BAND_OBSERVED_DEFAULT_RATE, "Observed default rate of "
+                              "the band's labelled records.", row["observed_default_rate"],
+                              labels))
+        out.append(Sample(names.BAND_LIGHT, "Back-test light of the band: 0 green, 1 amber, "
+                          "2 red, -1 insufficient labels.", float(LIGHT_VALUES[row["light"]]),
+                          labels))
+    return out
+
+
+def _champion_bands(default_bands: list[dict[str, Any]], warnings: list[str]
+                    ) -> tuple[list[dict[str, Any]], float | None, str]:
+    """(risk bands, threshold, where they came from): the champion's metadata; the
+    config's default bands (and no threshold) when it cannot be loaded, saying so."""
+    from creditrisk.registry import load_model
+
+    try:
+        model = load_model(None)
+    except CreditRiskError as exc:
+        warnings.append(f"back-test on the config's default risk bands: cannot load the "
+                        f"champion ({exc})")
+        return default_bands, None, "config default risk_bands"
+    return (list(model.metadata.risk_bands), float(model.metadata.threshold),
+            f"the champion's metadata (version {model.version})")
+
+
+def _performance_findings(joined: Any, report: dict[str, Any],
+                          risk_bands: list[dict[str, Any]], warnings: list[str]) -> None:
+    """The live figures, the champion's, the back-test and the estimate into ``report``."""
+    from creditrisk.monitoring.performance import (
+        backtest_window,
+        champion_figures,
+        estimate_vs_realised,
+        live_performance,
+    )
+
+    report["live"] = live_performance(joined.frame)
+    try:
+        report["champion"] = champion_figures(None)
+    except RegistryError as exc:
+        warnings.append(f"no champion figures beside the live ones: {exc}")
+    bands, threshold, source = _champion_bands(risk_bands, warnings)
+    back = backtest_window(joined, bands)
+    report["bands"] = back.pop("bands")
+    report["backtest"] = {"risk_bands": bands, "source": source, **back}
+    if threshold is None:
+        threshold, source = report["live"]["threshold"], "implied by the logged decisions"
+    report["estimate_vs_realised"] = {**estimate_vs_realised(joined, threshold),
+                                      "threshold_source": source}
+
+
 def performance_job(*, log: str, labels: str, out: Path, since: str | None = None,
                     until: str | None = None, pushgateway: str | None = None,
-                    config: MonitoringConfig | None = None) -> JobOutcome:
+                    config: MonitoringConfig | None = None,
+                    risk_bands: list[dict[str, Any]] | None = None) -> JobOutcome:
     """Join delayed labels with the prediction log over a window; write
-    ``out/performance.json``; push."""
-    from creditrisk.monitoring.performance import (
-        champion_figures,
-        join_labels,
-        live_performance,
-        read_labels,
-    )
+    ``out/performance.json``; push. ``risk_bands``: the back-test's bands when the
+    champion cannot be loaded (default: the training config's defaults)."""
+    from creditrisk.monitoring.performance import join_labels, read_labels
     from creditrisk.settings import get_settings
 
     cfg = config or MonitoringConfig()
@@ -306,14 +423,14 @@ def performance_job(*, log: str, labels: str, out: Path, since: str | None = Non
     window = resolve_window(since, until, default_span=cfg.performance.window)
     read = read_log(log, window)
     warnings = _log_warnings(read)
-    lab = read_labels(labels)
-    joined = join_labels(read.frame, lab)
+    joined = join_labels(read.frame, read_labels(labels))
     counts = joined.counts()
     report: dict[str, Any] = {
         "schema_version": 1, "status": "ok", "window": window.as_dict(),
         "log": read.summary(), "labels": labels, "rows": counts,
         "model": {"name": settings.model_name, "version": _model_version_of(joined.frame)},
-        "live": None, "champion": None,
+        "live": None, "champion": None, "bands": None, "backtest": None,
+        "estimate_vs_realised": None,
     }
     if counts["duplicate_labels"] or counts["unmatched_labels"]:
         warnings.append(f"labels: {counts['unmatched_labels']} unmatched (no record in the "
@@ -328,25 +445,30 @@ def performance_job(*, log: str, labels: str, out: Path, since: str | None = Non
         report.update(status="too_few_rows", message=msg)
         _write_json(out / PERFORMANCE_JSON, report)
         return JobOutcome(TOO_FEW_ROWS, report, [msg, "nothing pushed"], warnings)
-    report["live"] = live_performance(joined.frame)
-    try:
-        report["champion"] = champion_figures(None)
-    except RegistryError as exc:
-        warnings.append(f"no champion figures beside the live ones: {exc}")
+    _performance_findings(joined, report, risk_bands or _default_risk_bands(), warnings)
     report["seconds"] = time.perf_counter() - t0
     _write_json(out / PERFORMANCE_JSON, report)
-    m = report["live"]["metrics"]
-    messages = [f"{n} labelled rows: ROC AUC {m['roc_auc']:.4f}, Brier {m['brier']:.4f}, "
-                f"ECE {m['ece']:.4f}; approval rate {report['live']['approval_rate']:.3f}",
-                f"wrote {out / PERFORMANCE_JSON}"]
-    url = pushgateway_url(pushgateway)
-    code = OK
-    if url:
-        try:
-            pushed = push(url, job=names.PERFORMANCE_JOB, model=settings.model_name,
-                          samples=performance_samples(report))
-            messages.append(f"pushed {pushed} series to {url}")
-        except PushError as exc:
-            messages.append(str(exc))
-            code = USER_ERROR
+    messages = [*_performance_messages(report, n), f"wrote {out / PERFORMANCE_JSON}"]
+    code = _push(pushgateway_url(pushgateway), names.PERFORMANCE_JOB,
+                 performance_samples(report) + band_samples(report), messages)
     return JobOutcome(code, report, messages, warnings)
+
+
+def _default_risk_bands() -> list[dict[str, Any]]:
+    from creditrisk.config import TrainConfig
+
+    return [b.model_dump() for b in TrainConfig().risk_bands]
+
+
+def _performance_messages(report: dict[str, Any], n: int) -> list[str]:
+    m = report["live"]["metrics"]
+    cmp = report["estimate_vs_realised"]
+    lights = ", ".join(f"{b['band']} {b['light']}" for b in report["bands"])
+    return [f"{n} labelled rows: ROC AUC {m['roc_auc']:.4f}, Brier {m['brier']:.4f}, "
+            f"ECE {m['ece']:.4f}; approval rate {report['live']['approval_rate']:.3f}",
+            f"estimated without the labels: ROC AUC {cmp['estimated']['roc_auc']:.4f} "
+            f"(realised {cmp['realised']['roc_auc']:.4f}), default rate "
+            f"{cmp['estimated']['default_rate']:.4f} (realised "
+            f"{cmp['realised']['default_rate']:.4f})",
+            f"back-test by band ({report['backtest']['source']}): {lights}; Gini "
+            f"{report['backtest']['gini']:.4f}, KS {report['backtest']['ks']:.4f}"]

@@ -26,6 +26,12 @@ DRIFT_ROWS = f"{PREFIX}_drift_rows"  # {dataset}
 DRIFT_WINDOW_END = f"{PREFIX}_drift_window_end_timestamp_seconds"
 DRIFT_LAST_SUCCESS = f"{PREFIX}_drift_last_success_timestamp_seconds"
 DRIFT_MALFORMED = f"{PREFIX}_drift_malformed_log_lines"
+#: Population stability on the model's frozen bins (creditrisk.stability).
+PSI_SCORE = f"{PREFIX}_psi_score"
+PSI_FEATURE = f"{PREFIX}_psi_feature"  # {feature}
+#: Performance estimated from the window's probabilities (creditrisk.estimation).
+ESTIMATED_ROC_AUC = f"{PREFIX}_estimated_roc_auc"
+ESTIMATED_DEFAULT_RATE = f"{PREFIX}_estimated_default_rate"
 
 # --- the live-performance job ----------------------------------------------------------
 LIVE_ROC_AUC = f"{PREFIX}_live_roc_auc"
@@ -41,6 +47,12 @@ LIVE_LAST_SUCCESS = f"{PREFIX}_live_last_success_timestamp_seconds"
 CHAMPION_TEST_ROC_AUC = f"{PREFIX}_champion_test_roc_auc"
 CHAMPION_TEST_BRIER = f"{PREFIX}_champion_test_brier"
 CHAMPION_TEST_APPROVAL_RATE = f"{PREFIX}_champion_test_approval_rate"  # {attribute, group}
+#: The score-band back-test (creditrisk.backtest), per risk band of the champion.
+BAND_PREDICTED_DEFAULT_RATE = f"{PREFIX}_band_predicted_default_rate"  # {band}
+BAND_OBSERVED_DEFAULT_RATE = f"{PREFIX}_band_observed_default_rate"  # {band}
+#: The band's traffic light as a number: creditrisk.backtest.LIGHT_VALUES (green 0,
+#: amber 1, red 2, insufficient -1: too few labels to judge, never read as a light).
+BAND_LIGHT = f"{PREFIX}_band_light"  # {band}
 
 #: ``attribute`` value of the overall approval rate (beside SEX, EDUCATION, AGE_BAND).
 ALL_GROUPS = "ALL"

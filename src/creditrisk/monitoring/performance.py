@@ -98,12 +98,16 @@ def read_labels(location: str) -> pd.DataFrame:
 
 @dataclass
 class Joined:
+    #: The labelled records (the log's records with their label).
     frame: pd.DataFrame
     labels: int
     duplicate_labels: int
     unmatched_labels: int
     duplicate_log_records: int
     unlabelled_predictions: int
+    #: Every record of the window once (``label`` NaN where none arrived yet): the
+    #: back-test counts a band's records beside its labelled ones.
+    window: pd.DataFrame | None = None
 
     def counts(self) -> dict[str, int]:
         return {"labels": self.labels, "labelled_rows": len(self.frame),
@@ -120,12 +124,15 @@ def join_labels(log: pd.DataFrame, labels: pd.DataFrame) -> Joined:
     keyed = keyed.loc[~dup_log]
     dup_lab = labels.duplicated(list(KEY), keep="first")
     first = labels.loc[~dup_lab]
-    merged = keyed.merge(first, on=list(KEY), how="inner", validate="one_to_one")
+    window = keyed.merge(first, on=list(KEY), how="left", validate="one_to_one")
+    labelled = window[LABEL].notna().to_numpy()
+    merged = window.loc[labelled].astype({LABEL: np.int64})
     return Joined(frame=merged.reset_index(drop=True), labels=len(labels),
                   duplicate_labels=int(dup_lab.sum()),
                   unmatched_labels=int(len(first) - len(merged)),
                   duplicate_log_records=int(dup_log.sum()),
-                  unlabelled_predictions=int(len(keyed) - len(merged)))
+                  unlabelled_predictions=int(len(keyed) - len(merged)),
+                  window=window.reset_index(drop=True))
 
 
 def served_threshold(p: np.ndarray, decisions: np.ndarray) -> float:
@@ -193,3 +200,49 @@ def _overall_approval(confusion: dict[str, int] | None) -> list[dict[str, Any]]:
     approved = int(confusion.get("tn", 0)) + int(confusion.get("fn", 0))
     return [{"attribute": ALL_GROUPS, "group": ALL_GROUPS, "n": total,
              "approval_rate": approved / total, mn.ROC_AUC: None}]
+
+
+def backtest_window(joined: Joined, risk_bands: list[dict[str, Any]]) -> dict[str, Any]:
+    """The score-band back-test of the window (:func:`creditrisk.backtest.backtest`: every
+    record of the window per band, its labelled ones against their predicted rate) and
+    the window's Gini and KS on the labelled records."""
+    from creditrisk import backtest as bt
+
+    window = joined.window if joined.window is not None else joined.frame
+    rows = bt.backtest(window["probability"].to_numpy(dtype=np.float64),
+                       window[LABEL].to_numpy(dtype=np.float64), risk_bands)
+    y = joined.frame[LABEL].to_numpy(dtype=np.int64)
+    p = joined.frame["probability"].to_numpy(dtype=np.float64)
+    return {"bands": rows, **bt.gini_ks(y, p),
+            "levels": {"amber_p": bt.AMBER_P, "red_p": bt.RED_P,
+                       "min_labelled": bt.MIN_LABELLED,
+                       "min_expected_defaults": bt.MIN_EXPECTED_DEFAULTS}}
+
+
+def estimate_vs_realised(joined: Joined, threshold: float) -> dict[str, Any]:
+    """What the drift job would have estimated for the labelled records, without their
+    labels (:func:`creditrisk.estimation.estimate` on their probabilities), beside what
+    the labels say, at the same ``threshold``."""
+    from sklearn.metrics import roc_auc_score
+
+    from creditrisk.estimation import ASSUMPTION, estimate
+
+    y = joined.frame[LABEL].to_numpy(dtype=np.int64)
+    p = joined.frame["probability"].to_numpy(dtype=np.float64)
+    est = estimate(p, threshold=threshold, seed=0)
+    approved = p < threshold
+    realised = {"roc_auc": round(float(roc_auc_score(y, p)), 6),
+                "default_rate": round(float(y.mean()), 6),
+                "approval_rate": round(float(approved.mean()), 6),
+                "bad_rate_approved": round(float(y[approved].mean()), 6)
+                if approved.any() else None}
+
+    def inside(name: str) -> bool | None:
+        lo, hi = getattr(est, f"{name}_interval")
+        value = realised[name]
+        return None if value is None else bool(lo <= value <= hi)
+
+    return {"estimated": est.as_dict(), "realised": realised,
+            "within_interval": {k: inside(k) for k in
+                                ("roc_auc", "default_rate", "bad_rate_approved")},
+            "assumption": ASSUMPTION}

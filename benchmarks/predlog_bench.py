@@ -83,9 +83,9 @@ def logged_records(location: str, s3_env: dict[str, str]) -> int:
     old = {k: os.environ.get(k) for k in s3_env}
     os.environ.update(s3_env)
     try:
-        from creditrisk.serve.predlog import read_prediction_log
+        from creditrisk.monitoring.logreader import read_records
 
-        return len(read_prediction_log(location))
+        return len(read_records(location))
     finally:
         for k, v in old.items():
             if v is None:

@@ -49,9 +49,11 @@ _ROW_FIELDS = [f for f in _WRITTEN if f.scope is Scope.RECORD]
 #: The per-record text fields (quoted from a small set of values, cached).
 _ROW_TEXT = tuple(f.name for f in _ROW_FIELDS if f.kind is Kind.TEXT)
 if _WRITTEN != _HEAD_FIELDS + _ROW_FIELDS or [f.name for f in _ROW_FIELDS] != [
-        schema.RECORD, *schema.NUMERIC, *_ROW_TEXT]:
+        schema.RECORD, *schema.NUMERIC, *_ROW_TEXT] or not all(
+        f.name.isidentifier() for f in _WRITTEN):
     raise AssertionError("the encoder writes the batch's fields, then the record number, "
-                         "its numbers and its texts: the schema's order must allow it")
+                         "its numbers and its texts, each a Batch attribute of its name: "
+                         "the schema's order must allow it")
 
 
 def _slots(fields: list[schema.Field]) -> bytes:

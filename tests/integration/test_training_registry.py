@@ -129,6 +129,18 @@ def _register_and_gate_cycle(trained_run) -> None:
     with pytest.raises(RegistryError, match="no previous champion"):
         registry.rollback()
 
+    # the champion's held-out figures, as the live-performance job reads them
+    from creditrisk import metric_names as mn
+    from creditrisk.monitoring.performance import champion_figures
+
+    figures = champion_figures(None)
+    assert figures is not None and figures["version"] == "1"
+    assert set(figures["metrics"]) == set(mn.CLASSIFICATION)
+    assert figures["metrics"][mn.ROC_AUC] == pytest.approx(trained_run.metrics[mn.TEST_ROC_AUC])
+    assert figures["threshold"] == pytest.approx(trained_run.metrics[mn.THRESHOLD])
+    with pytest.raises(RegistryError, match="no version 9"):
+        registry.version_run_metrics("9")
+
 
 def test_registry_cycle_on_the_embedded_store(trained_run) -> None:
     _register_and_gate_cycle(trained_run)

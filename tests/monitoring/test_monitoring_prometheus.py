@@ -174,6 +174,7 @@ def test_every_panel_returns_data_from_a_real_prometheus(stack: dict[str, Any],
         assert abs(float(share[0]["value"][1]) - drift["share_drifted"]) < 1e-12
         scores = query(prom.url, names.DRIFT_FEATURE_SCORE)
         assert {s["metric"]["feature"] for s in scores} == set(FEATURE_NAMES)
+        _credit_risk_metrics_read_back(prom.url, drift, perf, stack["version"])
         time.sleep(3)  # a few more scrapes of the servers under traffic
 
         failures = []
@@ -200,3 +201,30 @@ def test_every_panel_returns_data_from_a_real_prometheus(stack: dict[str, Any],
     assert all(r["health"] in ("ok", "unknown") for r in loaded), [
         (r["name"], r.get("lastError")) for r in loaded if r["health"] == "err"]
     assert np.isfinite(perf["live"]["metrics"]["brier"])
+
+
+def _credit_risk_metrics_read_back(url: str, drift: dict[str, Any], perf: dict[str, Any],
+                                   version: str) -> None:
+    """Stability, the estimate and the back-test reach Prometheus as the jobs computed
+    them (the drift job on the champion's logged bins)."""
+    from creditrisk.backtest import LIGHT_VALUES
+    from creditrisk.monitoring import names
+    from creditrisk.monitoring.promconfig import query
+
+    assert drift["stability"]["bins"] == f"reference/bins.json of version {version}"
+    psi = query(url, names.PSI_SCORE)
+    assert psi and psi[0]["metric"]["job"] == names.DRIFT_JOB
+    assert abs(float(psi[0]["value"][1]) - drift["stability"]["score"]["psi"]) < 1e-9
+    features = {s["metric"]["feature"]: float(s["value"][1])
+                for s in query(url, names.PSI_FEATURE)}
+    assert features == pytest.approx({n: f["psi"]
+                                      for n, f in drift["stability"]["features"].items()})
+    est = query(url, names.ESTIMATED_ROC_AUC)
+    assert abs(float(est[0]["value"][1]) - drift["estimated_performance"]["roc_auc"]) < 1e-9
+    assert query(url, names.ESTIMATED_DEFAULT_RATE)
+    lights = {s["metric"]["band"]: float(s["value"][1]) for s in query(url, names.BAND_LIGHT)}
+    assert lights == {b["band"]: LIGHT_VALUES[b["light"]] for b in perf["bands"]}
+    assert perf["backtest"]["source"] == f"the champion's metadata (version {version})"
+    observed = query(url, names.BAND_OBSERVED_DEFAULT_RATE)
+    assert {s["metric"]["band"] for s in observed} == {
+        b["band"] for b in perf["bands"] if b["observed_default_rate"] is not None}

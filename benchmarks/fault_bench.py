@@ -125,7 +125,7 @@ def report(name: str, load: Load, log: Any, extra: str = "") -> dict[str, Any]:
 
 def scenario_kill(role: str, model: str, records: list[dict[str, Any]], args: Any,
                   work: Path, env: dict[str, str]) -> dict[str, Any]:
-    from creditrisk.serve.predlog import read_prediction_log
+    from creditrisk.monitoring.logreader import read_records
 
     location = work / "log"
     p = predictor_process(model, workdir=work, env=env).start(timeout_s=120)
@@ -150,7 +150,7 @@ def scenario_kill(role: str, model: str, records: list[dict[str, Any]], args: An
         t.stop()
         p.stop()
     return report(f"SIGKILL {role} ({outage:.1f} s down)", load,
-                  read_prediction_log(str(location)))
+                  read_records(str(location)))
 
 
 def rss_mib(proc: ServerProcess) -> float:
@@ -172,7 +172,7 @@ def scenario_s3(model: str, records: list[dict[str, Any]], args: Any, work: Path
     import boto3
     import httpx
 
-    from creditrisk.serve.predlog import read_prediction_log
+    from creditrisk.monitoring.logreader import read_records
     from tests.serving.predlog_helpers import TcpOutage
 
     port = free_port()
@@ -227,7 +227,7 @@ def scenario_s3(model: str, records: list[dict[str, Any]], args: Any, work: Path
             p.stop()
             proxy.down()
         os.environ.update({**creds, "MLFLOW_S3_ENDPOINT_URL": endpoint})
-        log = read_prediction_log(loc)
+        log = read_records(loc)
     finally:
         moto.terminate()
         moto.wait(10)

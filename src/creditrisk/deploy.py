@@ -99,7 +99,12 @@ def resolve(version: str | None = None, *, verify: bool = True) -> Rollout:
     With ``verify`` the tracking server is asked whether the location holds an MLflow
     model (an ``MLmodel`` file), so a rollout never names an empty prefix.
     """
-    from creditrisk.registry import _client, champion_version, check_tracking_server
+    from creditrisk.errors import RegistryError
+    from creditrisk.registry import (
+        champion_version,
+        check_tracking_server,
+        version_artifact_uri,
+    )
 
     settings = get_settings()
     check_tracking_server()
@@ -108,18 +113,14 @@ def resolve(version: str | None = None, *, verify: bool = True) -> Rollout:
         if version is None:
             raise DeployError(f"{settings.model_name!r} has no @{settings.champion_alias} "
                               "yet: promote a version first, or name one with --version")
-    client = _client()
     try:
-        mv = client.get_model_version(settings.model_name, str(version))
-        artifact_uri = str(client.get_model_version_download_uri(settings.model_name,
-                                                                 str(version)))
-    except Exception as exc:
-        raise DeployError(f"the registry holds no version {version} of "
-                          f"{settings.model_name!r}: {exc}") from exc
+        artifact_uri = version_artifact_uri(str(version))
+    except RegistryError as exc:
+        raise DeployError(str(exc)) from exc
     storage_uri = artifact_s3_uri(artifact_uri, settings.mlflow_artifacts_destination)
     if verify:
-        _verify_model(artifact_uri, str(mv.version))
-    return Rollout(version=str(mv.version), model_name=settings.model_name,
+        _verify_model(artifact_uri, str(version))
+    return Rollout(version=str(version), model_name=settings.model_name,
                    artifact_uri=artifact_uri, storage_uri=storage_uri)
 
 

@@ -59,7 +59,6 @@ def client() -> Any:
     return MlflowClient()
 
 
-_client = client  # the earlier private name, still used by deploy.py and tests
 
 
 def is_not_found(exc: BaseException) -> bool:
@@ -70,7 +69,6 @@ def is_not_found(exc: BaseException) -> bool:
         code == "INVALID_PARAMETER_VALUE" and "not found" in str(exc))
 
 
-_not_found = is_not_found  # the earlier private name
 
 
 def _experiment_id(name: str) -> str:

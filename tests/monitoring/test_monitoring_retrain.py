@@ -25,11 +25,11 @@ NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
 
 @pytest.fixture
 def registered_model() -> str:
-    from creditrisk.registry import _client
+    from creditrisk.registry import client
     from creditrisk.settings import get_settings
 
     name = get_settings().model_name
-    _client().create_registered_model(name)
+    client().create_registered_model(name)
     return name
 
 
@@ -111,9 +111,9 @@ def test_drift_starts_the_training_pipeline_on_kfp(registered_model: str, kfp: K
                         config=cfg, retrain=True, kfp_host=kfp_host)
     assert not outcome.report["retrain"]["started"]
     assert len(kfp.posted("/apis/v2beta1/runs")) == 1
-    from creditrisk.registry import _client
+    from creditrisk.registry import client
 
-    tags = _client().get_registered_model(registered_model).tags
+    tags = client().get_registered_model(registered_model).tags
     assert json.loads(tags[LAST_RETRAIN_TAG])["run"]["run_id"] == "run-42"
 
 
@@ -124,7 +124,7 @@ def test_drift_runs_the_training_pipeline_locally(real_data_path: Path, tmp_path
     from creditrisk.data import load_dataset
     from creditrisk.monitoring.jobs import drift_job
     from creditrisk.monitoring.retrain import REASON_TAG
-    from creditrisk.registry import _client
+    from creditrisk.registry import client
     from creditrisk.settings import get_settings
 
     data = load_dataset(real_data_path)
@@ -144,7 +144,7 @@ def test_drift_runs_the_training_pipeline_locally(real_data_path: Path, tmp_path
     assert decision["started"] and decision["where"] == "local"
     version = decision["run"]["model_version"]
     assert version and decision["run"]["promoted"] is True
-    tags = _client().get_model_version(get_settings().model_name, version).tags
+    tags = client().get_model_version(get_settings().model_name, version).tags
     reason = json.loads(tags[REASON_TAG])
     assert {"LIMIT_BAL", "AGE"} <= set(reason["drifted_features"])
     assert last_retrain()["run"]["model_version"] == version  # type: ignore[index]

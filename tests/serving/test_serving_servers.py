@@ -14,9 +14,9 @@ import pytest
 from serving_helpers import Server, start_predictor, start_transformer
 
 from creditrisk.contract import FEATURE_NAMES
+from creditrisk.monitoring.logreader import read_records
 from creditrisk.scoring import decisions
 from creditrisk.serve.explain import field_contributions
-from creditrisk.serve.predlog import read_prediction_log
 
 pytestmark = pytest.mark.integration
 
@@ -378,7 +378,7 @@ def test_prediction_log_has_every_scored_record(
         scored["plog-v2"] = 5
     finally:
         assert t.stop(signal.SIGTERM) is not None  # a clean shutdown flushes the log
-    log = read_prediction_log(t.extra["prediction_log"])
+    log = read_records(t.extra["prediction_log"])
     assert len(log) == sum(scored.values())
     assert log.groupby("request_id").size().to_dict() == scored
     assert list(log.columns[:5]) == ["request_id", "timestamp", "model_name",

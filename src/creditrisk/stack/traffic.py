@@ -144,13 +144,13 @@ def wait_prediction_log(uri: str, expected: int, timeout_s: float = 90.0) -> int
     import contextlib
     import time
 
-    from creditrisk.serve.predlog import read_prediction_log
+    from creditrisk.monitoring.logreader import read_records
 
     deadline = time.monotonic() + timeout_s
     n = 0
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):
-            n = len(read_prediction_log(uri))
+            n = len(read_records(uri))
         if n >= expected:
             return n
         time.sleep(1.0)

@@ -45,7 +45,6 @@ process dies; a crash of the machine itself may lose what it had not yet flushed
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -68,13 +67,5 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(f"{__name__}.{part}"), name)
 
 
-def read_prediction_log(location: str, dates: Sequence[str] | None = None) -> Any:
-    """Kept for callers not yet moved: :func:`creditrisk.monitoring.logreader.read_records`
-    (the one reader; imported on call, the serving path never reads)."""
-    from creditrisk.monitoring.logreader import read_records
-
-    return read_records(location, dates)
-
-
 __all__ = ["CLOSED_SUFFIX", "OPEN_SUFFIX", "PARTITION", "SCHEMA_VERSION", "Batch",
-           "PredictionLog", "encode_batch", "read_prediction_log"]
+           "PredictionLog", "encode_batch"]

@@ -7,7 +7,8 @@ when its output is not a terminal::
     18:03:21.315 - INFO - Task \\x1b[96m'ok'\\x1b[0m finished with status \\x1b[92mSUCCESS\\x1b[0m
     18:03:25.570 - ERROR - Task \\x1b[96m'bad'\\x1b[0m finished with status \\x1b[91mFAILURE\\x1b[0m
 
-and a step that fails on a user's mistake prints :data:`creditrisk.stages.ERROR_MARKER`
+and a step that fails on a user's mistake prints :data:`ERROR_MARKER` (defined here, printed by
+:mod:`creditrisk.stages`)
 ``[step] message`` on its stderr, which kfp.local streams into the same log.
 
 :func:`parse_step_line` reads one such line (a formatted log line or a log record's
@@ -20,8 +21,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from creditrisk.stages import ERROR_MARKER
-
+#: Marker of a user error in a step log; the local orchestrator quotes the line after it.
+ERROR_MARKER = "creditrisk step error:"
 #: kfp.local's status of a step that worked.
 SUCCESS = "SUCCESS"
 

@@ -45,12 +45,9 @@ from creditrisk import metric_names as mn
 from creditrisk import report_html
 from creditrisk.config import TrainConfig, load_config, parse_overrides
 from creditrisk.errors import ConfigError, CreditRiskError, DataError, RegistryError
+from creditrisk.kfp_log import ERROR_MARKER
 from creditrisk.rundir import RunDir
 from creditrisk.storage import local_copy, upload
-
-#: Marker of a user error in a step log; the local orchestrator quotes the line after it.
-ERROR_MARKER = "creditrisk step error:"
-
 
 # --------------------------------------------------------------------------------------
 # Shared helpers

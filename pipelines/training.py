@@ -126,7 +126,7 @@ def training_pipeline(
         tracking_uri: MLflow tracking URI; empty for the environment's
             MLFLOW_TRACKING_URI (else the embedded SQLite store).
         config_overrides: Overrides merged into the config, as JSON (or YAML) text,
-            e.g. {"gate": {"min_roc_auc": 0.78}}; empty for none.
+            e.g. {"gate": {"roc_auc": {"threshold": 0.78}}}; empty for none.
         train_cpu: CPU request of the training step (Kubernetes quantity, e.g. "2" or
             "750m"); the default fits a 4-vCPU kind cluster beside the whole system.
     """
@@ -154,7 +154,7 @@ def training_pipeline_cluster(
         tracking_uri: MLflow tracking URI; empty for MLFLOW_TRACKING_URI of the MLflow
             Secret.
         config_overrides: Overrides merged into the config, as JSON (or YAML) text,
-            e.g. {"gate": {"min_roc_auc": 0.78}}; empty for none.
+            e.g. {"gate": {"roc_auc": {"threshold": 0.78}}}; empty for none.
         train_cpu: CPU request of the training step (Kubernetes quantity, e.g. "2" or
             "750m"); the default fits a 4-vCPU kind cluster beside the whole system.
         s3_secret: Secret with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and

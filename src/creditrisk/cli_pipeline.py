@@ -39,7 +39,7 @@ TrackingOpt = Annotated[str | None, typer.Option(
     "embedded store).")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="training: override a config value, KEY=VALUE with a dotted key, e.g. "
-    "--set gate.min_roc_auc=0.78 (repeatable).")]
+    "--set gate.roc_auc.threshold=0.78 (repeatable).")]
 InputOpt = Annotated[str | None, typer.Option(
     "--input", help="batch-scoring: clients to score, a path or s3:// URI.")]
 OutputOpt = Annotated[str | None, typer.Option(

@@ -204,7 +204,7 @@ def training_arguments(
 
     ``data`` defaults to the canonical data file of the settings; ``config`` to the
     packaged default (:func:`creditrisk.config.default_config_path`, the one
-    ``creditrisk train`` uses). ``overrides`` (e.g. ``{"gate": {"min_roc_auc": 0.78}}``)
+    ``creditrisk train`` uses). ``overrides`` (e.g. ``{"gate": {"roc_auc": {"threshold": 0.78}}}``)
     travel as one JSON parameter, merged into the config by the ingest step. With
     ``inline_config`` the config file's text is passed (for a cluster, where the local
     path does not exist).

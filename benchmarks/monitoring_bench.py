@@ -6,7 +6,9 @@ Each job runs as ``creditrisk monitor ...`` in a fresh process, as the CronJob r
 the wall time includes interpreter start and imports; peak memory is the child's maximum
 resident set (``ru_maxrss``). The split comes from the job's own ``drift.json``
 (``seconds``: reading the log, reading the reference, importing Evidently, preparing
-the frames, Evidently's computation, writing the HTML).
+the frames, Evidently's computation, writing the HTML, and the credit-risk part:
+PSI on frozen bins, the estimate without labels and ``stability.html``). The job gets
+the model as ``--model`` (its threshold for the estimate).
 
 Inputs are real: the data file's training split is the reference (scored by a model
 trained on it with the quick config, unless ``--model_dir``); the window is records of
@@ -36,11 +38,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def _model(data: pd.DataFrame, model_dir: str | None, work: Path) -> Any:
+def _model(data: pd.DataFrame, model_dir: str | None, work: Path) -> tuple[Any, str]:
+    """(the model, its directory: the drift job gets it as --model for its threshold)."""
     from creditrisk.registry import load_model
 
     if model_dir:
-        return load_model(model_dir)
+        return load_model(model_dir), model_dir
     from creditrisk.config import TrainConfig
     from creditrisk.training import run_training
 
@@ -50,7 +53,7 @@ def _model(data: pd.DataFrame, model_dir: str | None, work: Path) -> Any:
     cfg.model.params["n_estimators"] = 200
     cfg.model.params["learning_rate"] = 0.06
     run = run_training(config=cfg, data=data, out_dir=work / "train")
-    return load_model(run.model_dir)
+    return load_model(run.model_dir), str(run.model_dir)
 
 
 def _write_log(root: Path, frame: pd.DataFrame, p: np.ndarray, threshold: float,
@@ -94,7 +97,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     data = load_dataset(args.data)
     train, _ = split_frame(data, test_size=0.2, seed=42)
-    model = _model(data, args.model_dir, work)
+    model, model_dir = _model(data, args.model_dir, work)
     threshold = float(model.metadata.threshold)
     reference = train.loc[:, [*FEATURE_NAMES, TARGET]].reset_index(drop=True)
     reference["probability"] = model.predict_proba(reference.loc[:, list(FEATURE_NAMES)])
@@ -113,11 +116,13 @@ def main() -> None:
         _write_log(log, frame, p, threshold, start)
         r = _run(["monitor", "drift", "--current", str(log), "--reference",
                   str(work / "reference.parquet"), "--since", since, "--until", until,
-                  "--out", str(work / f"drift-{size}")])
+                  "--model", model_dir, "--out", str(work / f"drift-{size}")])
         rep = r.pop("report")
         r["rows"] = rep["rows"]
         r["seconds"] = {k: round(v, 2) for k, v in rep["seconds"].items()}
         r["drifted_features"] = rep["drifted_features"]
+        r["score_psi"] = rep["stability"]["score"]["psi"]
+        r["estimated_roc_auc"] = rep["estimated_performance"]["roc_auc"]
         r["html_mib"] = round((work / f"drift-{size}" / "drift.html").stat().st_size / 2**20, 1)
         results[f"drift_{size}"] = r
         print(json.dumps({f"drift_{size}": r}), flush=True)

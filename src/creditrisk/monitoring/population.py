@@ -11,9 +11,10 @@ Which bins (:func:`reference_bins`): the ones logged with the registered version
 ``--reference FILE``, gets bins frozen now from that reference (a warning says so for
 the former).
 
-Which threshold: the model's (its metadata); when no model was needed nor can be loaded,
-the one the logged decisions imply (the smallest declined probability), said in the
-report; without either, no estimate.
+Which threshold: the model's (its metadata) when the job was given ``--model`` or loaded
+the model anyway; else, for a log window, the one the logged decisions imply (the
+smallest declined probability: the same decisions on the window), said in the report;
+else the model's, loaded for it; without either, no estimate.
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def window_scores(current: pd.DataFrame, model: ModelSource, warnings: list[str]
 def decision_threshold(current: pd.DataFrame, model: ModelSource, warnings: list[str]
                        ) -> tuple[float | None, str]:
     """The decision threshold (see module): (value, where it came from)."""
-    if not model.loaded and "decision" in current.columns and len(current):
+    if not (model.loaded or model.uri) and "decision" in current.columns and len(current):
         from creditrisk.monitoring.performance import served_threshold
 
         p = current[SCORE].to_numpy(dtype=np.float64)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -54,6 +55,14 @@ def test_run_dir_layout_and_logged_artifacts(tmp_path: Path) -> None:
     logged = {dest: path for path, dest in run.artifacts()}
     # only what exists is logged; the reference under the agreed artifact folder
     assert logged == {None: run.config, "reference": run.reference}
+    # the frozen bins go beside the reference sample, into the same artifact folder
+    from creditrisk.rundir import REFERENCE_BINS_ARTIFACT
+    from creditrisk.stability import freeze_bins
+
+    ref = pd.read_parquet(run.reference)
+    run.write_reference_bins(freeze_bins(ref, np.linspace(0, 1, len(ref))))
+    assert run.reference_bins == run.root / REFERENCE_BINS_ARTIFACT
+    assert (run.reference_bins, "reference") in run.artifacts()
 
 
 def test_packaged_default_config_is_package_data_and_the_built_in_default() -> None:

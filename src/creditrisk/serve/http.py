@@ -268,8 +268,10 @@ class HttpLayer:
         for m in messages:
             await send(m)
 
-    async def _inbound(self, scope: Scope, receive: Receive, route: Route, model: Any
-                       ) -> Inbound | None:
+    def _classify(self, scope: Scope, route: Route
+                  ) -> tuple[str, bytes | None, bytes | None]:
+        """(kind of body: json, binary or cloudevent; Content-Length; x-request-id) from
+        the headers, in one pass; an unsupported media type is refused here."""
         ctype: bytes | None = None
         length: bytes | None = None
         json_length: bytes | None = None
@@ -298,6 +300,11 @@ class HttpLayer:
             kind = "binary"
         else:
             raise self._unsupported(media)
+        return kind, length, request_id
+
+    async def _inbound(self, scope: Scope, receive: Receive, route: Route, model: Any
+                       ) -> Inbound | None:
+        kind, length, request_id = self._classify(scope, route)
         if length is not None and length.strip().isdigit() and \
                 int(length) > self.max_request_bytes:
             raise self._too_large(int(length))

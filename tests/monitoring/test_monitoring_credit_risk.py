@@ -143,21 +143,35 @@ def test_a_data_file_without_probabilities_is_scored_by_the_model(
     assert r["prediction_drift"] is None  # Evidently's prediction drift: logged scores only
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
-def test_estimated_roc_auc_is_within_002_of_the_realised(world: dict[str, Any],
-                                                          seed: int) -> None:
-    """On held-out windows of 3,000 rows the estimate from the probabilities alone is
-    within 0.02 of the ROC AUC the labels give (the estimation under test: the job's)."""
+def _estimate_errors(world: dict[str, Any], size: int, seeds: range
+                     ) -> list[tuple[float, float, float]]:
+    """(estimated, realised ROC AUC, default-rate error) on held-out windows of
+    ``size`` rows, one per seed (the estimation under test: the job's)."""
     from sklearn.metrics import roc_auc_score
 
     from creditrisk.estimation import estimate
 
-    frame = world["test"].sample(3000, random_state=100 + seed)
-    p = world["model"].predict_proba(frame.loc[:, list(FEATURE_NAMES)])
-    realised = roc_auc_score(frame[TARGET], p)
-    est = estimate(p, threshold=world["threshold"], seed=seed)
-    assert abs(est.roc_auc - realised) < 0.02, (est.roc_auc, realised)
-    assert abs(est.default_rate - frame[TARGET].mean()) < 0.03
+    out = []
+    for seed in seeds:
+        frame = world["test"].sample(size, random_state=100 + seed)
+        p = world["model"].predict_proba(frame.loc[:, list(FEATURE_NAMES)])
+        est = estimate(p, threshold=world["threshold"], seed=seed)
+        out.append((est.roc_auc, float(roc_auc_score(frame[TARGET], p)),
+                    abs(est.default_rate - float(frame[TARGET].mean()))))
+    return out
+
+
+def test_estimated_roc_auc_is_within_002_of_the_realised(world: dict[str, Any]) -> None:
+    """From the probabilities alone, within 0.02 of the ROC AUC the labels give: on each
+    of five held-out windows of 5,000 rows, and on average over ten windows of 2,000
+    (a single 2,000-row window's realised AUC has a sampling s.d. near 0.01 by itself:
+    about one window in ten misses 0.02 by chance; benchmarks/estimation_bench.py)."""
+    for est, realised, rate_error in _estimate_errors(world, 5000, range(5)):
+        assert abs(est - realised) < 0.02, (est, realised)
+        assert rate_error < 0.01
+    small = _estimate_errors(world, 2000, range(10))
+    assert np.mean([abs(e - r) for e, r, _ in small]) < 0.02, small
+    assert np.mean([d for _, _, d in small]) < 0.01, small
 
 
 def _performance(world: dict[str, Any], frame: pd.DataFrame, p: np.ndarray, name: str,

@@ -24,7 +24,8 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 data_app = typer.Typer(help="Get, check and explore the data set.", no_args_is_help=True)
-model_app = typer.Typer(help="The registered model: gate and promote, roll back, show.",
+model_app = typer.Typer(help="The registered model: gate and promote, roll back, show, "
+                             "history.",
                         no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
@@ -309,6 +310,24 @@ def model_rollback() -> None:
 
     current, previous = rollback()
     console.print(f"[green]@champion[/] moved from version {current} back to {previous}")
+
+
+@model_app.command("history")
+@user_errors
+def model_history(
+    as_json: Annotated[bool, typer.Option("--json", help="Every record in full, as a "
+                                                         "JSON list.")] = False,
+) -> None:
+    """Every promotion, rejection, rollback and deployment, oldest first (the write-once
+    decision records)."""
+    from creditrisk import decisions
+
+    records = decisions.history()
+    if as_json:
+        print_json([d.as_dict() for d in records])
+        return
+    for d in records:
+        typer.echo(decisions.summary(d))
 
 
 @model_app.command("show")

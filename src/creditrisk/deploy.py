@@ -275,7 +275,30 @@ def deploy(*, version: str | None = None, rollback: bool = False, write: Path | 
     if apply:
         kubectl_patch(rollout, name=name, namespace=namespace, kubectl=kubectl,
                       context=context, timeout_s=timeout_s)
+    if write is not None or apply:
+        record_deployment(rollout, write=write, applied=apply, name=name,
+                          namespace=namespace, context=context)
     return rollout
+
+
+def record_deployment(rollout: Rollout, *, write: Path | None, applied: bool,
+                      name: str | None, namespace: str | None,
+                      context: str | None) -> None:
+    """The deployment's record (:mod:`creditrisk.decisions`): the version, where its
+    model lives, the patch written and/or applied, its target; the digest is the
+    patch's."""
+    from creditrisk import decisions
+
+    target = {"inferenceservice": name or rollout.model_name, "namespace": namespace,
+              "context": context}
+    how = [*([f"patch written to {write}"] if write is not None else []),
+           *(["patch applied with kubectl"] if applied else [])]
+    decisions.record(decisions.Decision(
+        action=decisions.DEPLOYMENT,
+        versions={"deployed": rollout.version, "rolled_back_from": rollout.previous_champion},
+        evidence={"rollout": rollout.as_dict(), "target": target, "applied": applied,
+                  "written": str(write) if write is not None else None},
+        reasons=how, config_sha256=decisions.config_digest(kustomize_patch(rollout))))
 
 
 # --------------------------------------------------------------------------------------

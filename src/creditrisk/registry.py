@@ -15,14 +15,13 @@ from __future__ import annotations
 import json
 import tempfile
 import threading
-import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from creditrisk import decisions
 from creditrisk import metric_names as mn
 from creditrisk.config import GateConfig, MetricThreshold
 from creditrisk.contract import FEATURE_NAMES, TARGET
@@ -38,11 +37,10 @@ from creditrisk.rundir import (
 )
 from creditrisk.settings import configure_mlflow, get_settings, registry_uri
 
-#: The champion history (for ``model rollback``): one registered-model tag per entry,
-#: ``champion_history.<ns since the epoch>.<random>`` -> the version replaced, so two
-#: promotions at once each add their own key and neither can overwrite the other.
-#: Registries written before hold the whole list as JSON under ``champion_history``
-#: itself; it is read as the oldest entries.
+#: The champion history (for ``model rollback``) is the record of decisions
+#: (:mod:`creditrisk.decisions`). Registries written before it kept it in tags, read as
+#: the oldest entries: the whole list as JSON under ``champion_history``, then one tag
+#: per entry, ``champion_history.<ns since the epoch>.<random>`` -> the version replaced.
 HISTORY_TAG = "champion_history"
 _HISTORY_ENTRY = f"{HISTORY_TAG}."
 #: Within one process, moving the alias and writing its history entry happen in turn,
@@ -446,7 +444,12 @@ def judge_candidate(
 
 
 def record_verdict(version: str, decision: GateDecision) -> None:
-    """Tag registered ``version`` with the gate's verdict and reasons."""
+    """Tag registered ``version`` with the gate's verdict and reasons (MLflow's UI shows
+    the latest); a failed verdict is also recorded as a rejection
+    (:mod:`creditrisk.decisions`; a passed one by :func:`set_champion`)."""
+    if not decision.passed:
+        decisions.record(decisions.gate_decision(decisions.REJECTION, decision.as_dict(), {
+            "candidate": version, "champion": decision.champion_version}))
     set_version_tag(version, "gate", "passed" if decision.passed else "failed")
     set_version_tag(version, "gate_reasons", "; ".join(decision.reasons))
 
@@ -473,20 +476,15 @@ def promote(
         return decision
     record_verdict(version, decision)
     if decision.passed:
-        set_champion(version, previous=decision.champion_version)
+        set_champion(version, previous=decision.champion_version, decision=decision)
         decision.promoted = True
     return decision
 
 
-
-def _history_key() -> str:
-    """A new history entry's tag key: sorts by time, unique across processes."""
-    return f"{_HISTORY_ENTRY}{time.time_ns():020d}.{uuid.uuid4().hex[:8]}"
-
-
 def _history(tags: dict[str, str] | None = None) -> list[tuple[str | None, str]]:
-    """The champion history, oldest first, as (tag key, version replaced); the key is
-    None for the entries of an earlier registry's JSON list (:data:`HISTORY_TAG`)."""
+    """The champion history an earlier registry kept in tags (:data:`HISTORY_TAG`),
+    oldest first, as (tag key, version replaced); the key is None for the entries of
+    its JSON list."""
     if tags is None:
         try:
             tags = registered_model_tags() or {}
@@ -515,20 +513,49 @@ def champion_version() -> str | None:
                             f"for @{settings.champion_alias}: {exc}") from exc
 
 
-def set_champion(version: str, *, previous: str | None) -> None:
-    """Point ``@champion`` at ``version``, remembering ``previous`` for rollback.
+def set_champion(version: str, *, previous: str | None,
+                 decision: GateDecision | None = None) -> None:
+    """Point ``@champion`` at ``version``, replacing ``previous``, on the gate's
+    ``decision`` (None: moved by hand).
 
-    The history entry is a tag of its own (:data:`HISTORY_TAG`), written without
-    reading the others: promotions at the same time each keep their entry.
+    The promotion is recorded first (:mod:`creditrisk.decisions`; no record, no move),
+    then the alias is moved and reconciled with the newest record
+    (:func:`_reconcile`): promotions racing each leave their record, and the alias ends
+    where the last of them points.
     """
+    verdict = decision.as_dict() if decision is not None else {
+        "passed": True, "reasons": ["set by hand, without a gate verdict"]}
+    decisions.record(decisions.gate_decision(decisions.PROMOTION, verdict, {
+        "candidate": str(version), "before": previous, "after": str(version)}))
     settings = get_settings()
     mlflow_client = client()
     with _CHAMPION_LOCK:
         mlflow_client.set_registered_model_alias(settings.model_name,
                                                  settings.champion_alias, version)
-        if previous is not None:
-            mlflow_client.set_registered_model_tag(settings.model_name, _history_key(),
-                                                   str(previous))
+        _reconcile(mlflow_client)
+
+
+def _reconcile(mlflow_client: Any, rounds: int = 5) -> None:
+    """Leave ``@champion`` where the newest promotion or rollback record points. Every
+    mover ends with a read that found the two consistent, so the last read of all —
+    which sees every record — leaves them consistent."""
+    settings = get_settings()
+    for _ in range(rounds):
+        last = decisions.last_move()
+        want = last.versions.get("after") if last is not None else None
+        if want is None or champion_version() == str(want):
+            return
+        mlflow_client.set_registered_model_alias(settings.model_name,
+                                                 settings.champion_alias, str(want))
+    raise RegistryError(f"@{settings.champion_alias} kept moving while this process "
+                        "reconciled it with the decision records; run `creditrisk model "
+                        "history` and check it")
+
+
+def champion_history() -> list[str]:
+    """The versions ``model rollback`` goes back to, oldest first: the earlier tags'
+    entries, then the promotions and rollbacks of the decision records."""
+    return decisions.champion_stack([v for _, v in _history()])[0]
 
 
 def delete_version(version: str) -> None:
@@ -539,8 +566,10 @@ def delete_version(version: str) -> None:
 def rollback() -> tuple[str, str]:
     """Move ``@champion`` back to the previous champion; returns (from, to).
 
-    Takes the newest history entry off (its tag is deleted; two rollbacks at once both
-    take the same entry and move the alias to the same version, i.e. roll back once).
+    The previous champion is the top of :func:`champion_history`; the rollback is
+    recorded (:mod:`creditrisk.decisions`) before the alias moves. Two rollbacks at
+    once both go back to the same version and the second record pops nothing, i.e.
+    they roll back once.
     """
     with _CHAMPION_LOCK:
         return _rollback()
@@ -548,7 +577,7 @@ def rollback() -> tuple[str, str]:
 
 def _rollback() -> tuple[str, str]:
     settings = get_settings()
-    history = _history()
+    history = champion_history()
     if not history:
         raise RegistryError(
             f"no previous champion of {settings.model_name!r} to roll back to"
@@ -556,15 +585,17 @@ def _rollback() -> tuple[str, str]:
     current = champion_version()
     if current is None:
         raise RegistryError(f"{settings.model_name!r} has no @{settings.champion_alias}")
-    key, previous = history[-1]
+    previous = history[-1]
+    decisions.record(decisions.Decision(
+        action=decisions.ROLLBACK, versions={"before": current, "after": previous},
+        evidence={"champion_history": history},
+        reasons=[f"@{settings.champion_alias} moved back from {current} to {previous}"],
+        config_sha256=decisions.config_digest(
+            {"model": settings.model_name, "alias": settings.champion_alias})))
     mlflow_client = client()
     mlflow_client.set_registered_model_alias(settings.model_name, settings.champion_alias,
                                              previous)
-    if key is not None:
-        mlflow_client.delete_registered_model_tag(settings.model_name, key)
-    else:  # the last entries of an earlier registry's JSON list
-        mlflow_client.set_registered_model_tag(
-            settings.model_name, HISTORY_TAG, json.dumps([v for _, v in history[:-1]]))
+    _reconcile(mlflow_client)
     mlflow_client.set_model_version_tag(settings.model_name, current, "rolled_back", "true")
     return current, previous
 
@@ -585,7 +616,8 @@ def show() -> dict[str, Any]:
     return {
         "name": rm.name,
         "aliases": {k: str(v) for k, v in rm.aliases.items()},
-        "champion_history": [v for _, v in _history(dict(rm.tags))],
+        "champion_history": decisions.champion_stack(
+            [v for _, v in _history(dict(rm.tags))])[0],
         "versions": [
             {"version": str(v.version), "run_id": v.run_id, "tags": dict(v.tags)}
             for v in sorted(versions, key=lambda v: int(v.version))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +59,12 @@ class Settings(BaseSettings):
         default="s3://mlflow/artifacts",
         description="The cluster MLflow server's --artifacts-destination: where its "
                     "mlflow-artifacts:/ URIs live on S3 (`creditrisk model deploy` maps them).",
+    )
+    decisions_uri: str | None = Field(
+        default=None,
+        description="Where the write-once decision records go (directory or s3:// prefix); "
+                    "default: `decisions/` beside an s3:// artifacts destination when the "
+                    "tracking URI is a server, else `home`/decisions.",
     )
 
     # --- the cluster's S3 locations (one place: the ConfigMap creditrisk-config sets
@@ -120,6 +127,10 @@ class Settings(BaseSettings):
     @property
     def data_dir(self) -> Path:
         return self.home / "data"
+    prediction_log_on_write_failure: Literal["answer", "refuse"] = Field(
+        default="answer",
+        description="A record the prediction log cannot take: `answer` 200 anyway (counted), "
+                    "or `refuse` the request with a 503 naming the cause.")
 
     @property
     def canonical_data_path(self) -> Path:
@@ -141,6 +152,20 @@ class Settings(BaseSettings):
         return self.stack_dir or self.home / "stack"
 
     @property
+    @property
+    def decisions_location(self) -> str:
+        """Where the decision records live (:mod:`creditrisk.decisions`): the explicit
+        ``decisions_uri``; with a tracking server and an ``s3://`` artifacts destination
+        the ``decisions`` prefix beside it (``s3://mlflow/artifacts`` ->
+        ``s3://mlflow/decisions``); else a folder under ``home``."""
+        if self.decisions_uri:
+            return self.decisions_uri
+        dest = self.mlflow_artifacts_destination.rstrip("/")
+        if self.tracking_uri.startswith(("http://", "https://")) and dest.startswith("s3://"):
+            parent = dest.rpartition("/")[0] if dest.count("/") > 2 else dest
+            return f"{parent}/decisions"
+        return str(self.home / "decisions")
+
     def train_image(self) -> str:
         return f"{self.image_registry}/creditrisk-train:{self.image_tag}"
 

@@ -374,7 +374,7 @@ def register_and_promote(
     gate judged against. If anything fails after the version was created, the version
     is deleted again: no half-registered model, and nothing becomes champion.
     """
-    from creditrisk import registry
+    from creditrisk import decisions, registry
     from creditrisk.settings import get_settings
 
     decision = registry.GateDecision.from_dict(json.loads(Path(decision_path).read_text()))
@@ -392,8 +392,10 @@ def register_and_promote(
     reg = registry.log_and_register(out_dir=RunDir(Path(run_dir)), params=params,
                                     run_name=run_name or None)
     try:
-        registry.record_verdict(reg.version, decision)
-        registry.set_champion(reg.version, previous=current)
+        with decisions.acting_as(kind="pipeline", run_name=run_name or reg.run_id,
+                                 mlflow_run_id=reg.run_id):
+            registry.record_verdict(reg.version, decision)
+            registry.set_champion(reg.version, previous=current, decision=decision)
     except Exception as exc:
         with contextlib.suppress(Exception):
             registry.delete_version(reg.version)

@@ -158,6 +158,9 @@ class StackLayout:
             "CREDITRISK_HOME": str(self.home),
             "CREDITRISK_STACK_DIR": str(self.root),
             "MLFLOW_TRACKING_URI": self.url("mlflow"),
+            # the server's --artifacts-destination (deploy maps versions to it; the
+            # decision records live beside it)
+            "CREDITRISK_MLFLOW_ARTIFACTS_DESTINATION": self.artifacts_destination,
             "MLFLOW_S3_ENDPOINT_URL": self.url("s3"),
             "AWS_ENDPOINT_URL": self.url("s3"),
             **creds,

@@ -43,12 +43,12 @@ class Accounting:
         self.pending -= records
         metrics.PREDLOG_RECORDS.labels(outcome="written").inc(records)
 
-    def count_dropped(self, records: int, why: str) -> bool:
-        """Count refused records; False (what ``submit`` returns for them)."""
+    def count_dropped(self, records: int, why: str) -> str:
+        """Count refused records; returns ``why``."""
         self.dropped += records
         metrics.PREDLOG_RECORDS.labels(outcome="dropped").inc(records)
         self.log_limited(f"{why}; {records} record(s) dropped ({self.dropped} in all)")
-        return False
+        return why
 
     def count_failed(self, records: int) -> None:
         self.failed += records

@@ -17,6 +17,7 @@ from creditrisk.serve.predlog.accounting import Accounting
 from creditrisk.serve.predlog.encode import Batch, encode
 from creditrisk.serve.predlog.lifecycle import AtExit, Ticker
 from creditrisk.serve.predlog.recovery import Recovered, recover
+from creditrisk.serve.predlog.refusal import LogWriteRefused, OnWriteFailure
 from creditrisk.serve.predlog.schema import SCHEMA_VERSION
 from creditrisk.serve.predlog.segments import Segment, SegmentWriter
 from creditrisk.serve.predlog.shipper import S3Shipper
@@ -35,14 +36,17 @@ class PredictionLog:
     """Append-only log of scored records; see :mod:`creditrisk.serve.predlog`.
 
     ``location``: a directory or ``s3://bucket/prefix``. Unset keyword arguments come
-    from :mod:`creditrisk.settings` (``prediction_log_*``).
+    from :mod:`creditrisk.settings` (``prediction_log_*``); ``on_write_failure``: see
+    :mod:`creditrisk.serve.predlog.refusal`.
     """
 
     def __init__(self, location: str, *, spool_dir: str | Path | None = None,
                  segment_bytes: int | None = None, segment_age_s: float | None = None,
                  spool_max_bytes: int | None = None, ship_interval_s: float = 0.25,
-                 close_timeout_s: float = 10.0) -> None:
+                 close_timeout_s: float = 10.0,
+                 on_write_failure: OnWriteFailure | None = None) -> None:
         s = get_settings()
+        self.refuse = (on_write_failure or s.prediction_log_on_write_failure) == "refuse"
         self.location = location.rstrip("/")
         self._remote = self.location.startswith("s3://")
         if self._remote:
@@ -69,15 +73,26 @@ class PredictionLog:
 
     # --- the request path -------------------------------------------------------------
     def submit(self, batch: Batch) -> bool:
-        """Append a batch to the open segment (one ``os.write``); never raises. False
-        when its records were dropped (spool full, log closed) or failed (counted)."""
+        """Append a batch to the open segment (one ``os.write``). False when its records
+        were dropped (spool full, log closed) or failed (counted); under
+        ``on_write_failure="refuse"`` that raises :class:`LogWriteRefused` (a 503 for the
+        request) instead. Raises nothing else."""
+        cause = self._append(batch)
+        if cause is None:
+            return True
+        if self.refuse:
+            raise LogWriteRefused(len(batch.probability), cause)
+        return False
+
+    def _append(self, batch: Batch) -> str | None:
+        """Append and count; None, or why the records were not appended."""
         n = len(batch.probability)
         try:
             date, data = encode(batch)
-        except Exception:
+        except Exception as exc:
             log.exception("prediction log: cannot encode %d record(s)", n)
             self._acct.count_failed(n)
-            return False
+            return f"cannot encode the records: {exc}"
         acct = self._acct
         with self._lock:
             if self._closed:
@@ -91,9 +106,9 @@ class PredictionLog:
                 acct.count_failed(n)
                 acct.log_limited(f"cannot append to {self._writer.path}: {exc}; {n} "
                                  f"record(s) failed ({acct.failed} in all)")
-                return False
+                return f"cannot append to the log: {exc}"
             acct.appended(n, len(data), spooled=self._remote)
-        return True
+        return None
 
     # --- segments closed, found at start-up, shipped ------------------------------------
     def _segment_closed(self, segment: Segment) -> None:

@@ -160,8 +160,8 @@ def serving() -> dict[str, Any]:
                       "traffic, latency per stage, errors, inputs and outputs.", panels)
 
 
-def model_health() -> dict[str, Any]:
-    panels = [
+def _drift_panels() -> list[dict[str, Any]]:
+    return [
         _row("Drift (hourly drift job)"),
         _panel("timeseries", "Share of drifted features", _targets(
             (f"max by (model) ({n.DRIFT_SHARE})", "{{model}}")), unit="percentunit",
@@ -186,6 +186,11 @@ def model_health() -> dict[str, Any]:
         _panel("timeseries", "Rows compared", _targets(
             (f"max by (dataset) ({n.DRIFT_ROWS})", "{{dataset}}")),
             description="Rows of the reference sample and of the current window."),
+    ]
+
+
+def _live_panels() -> list[dict[str, Any]]:
+    return [
         _row("Live performance (delayed labels)"),
         _panel("timeseries", "ROC AUC: live vs champion (held-out)", _targets(
             (f"max({n.LIVE_ROC_AUC})", "live"),
@@ -208,7 +213,11 @@ def model_health() -> dict[str, Any]:
         _panel("stat", "Live default rate", _targets((f"max({n.LIVE_DEFAULT_RATE})", "")),
                w=6, unit="percentunit", description="Observed default rate of the "
                "labelled predictions."),
-        *credit_risk_panels(),
+    ]
+
+
+def _freshness_panels() -> list[dict[str, Any]]:
+    return [
         _row("Freshness of the jobs"),
         _panel("stat", "Since the last successful drift run", _targets(
             (f"time() - max({n.DRIFT_LAST_SUCCESS})", "")), unit="s",
@@ -219,6 +228,11 @@ def model_health() -> dict[str, Any]:
             description="The performance job runs daily.",
             options={"colorMode": "value", "graphMode": "none"}),
     ]
+
+
+def model_health() -> dict[str, Any]:
+    panels = [*_drift_panels(), *_live_panels(), *credit_risk_panels(),
+              *_freshness_panels()]
     return _dashboard("creditrisk-model-health", "creditrisk / Model health",
                       "Drift of the inputs and of the predictions, live performance "
                       "against delayed labels, freshness of the monitoring jobs.", panels)

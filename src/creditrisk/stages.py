@@ -350,6 +350,8 @@ def gate(
     decision = registry.judge_candidate(candidate=load_model_dir(run.model),
                                         test=pd.read_parquet(run.test_split), gate=cfg.gate)
     result = decision.as_dict()
+    if not decision.passed:  # the candidate is never registered: its record is this one
+        _record_rejection(result, run_dir)
     _write_json(decision_path, result)
     against = (f"champion version {decision.champion_version}" if decision.champion_version
                else "no champion")
@@ -357,6 +359,15 @@ def gate(
     for r in decision.reasons:
         log(f"  {r}")
     return result
+
+
+def _record_rejection(result: dict[str, Any], run_dir: Path | str) -> None:
+    from creditrisk import decisions
+
+    record = decisions.gate_decision(decisions.REJECTION, result, {
+        "candidate": None, "champion": result.get("champion_version")})
+    record.evidence["run_dir"] = str(run_dir)
+    decisions.record(record)
 
 
 def register_and_promote(

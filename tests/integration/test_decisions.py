@@ -177,3 +177,27 @@ def test_racing_promotions_leave_two_records_and_the_alias_of_the_last(tmp_path)
     promotions = decisions.history((decisions.PROMOTION,))
     assert [d.versions["after"] for d in promotions[1:3]] in (["2", "3"], ["3", "2"])
     assert len(promotions) == 5 and len({d.key for d in promotions}) == 5
+
+
+def test_the_pipeline_gate_step_records_a_rejection(trained_run, tmp_path: Path) -> None:
+    """A candidate the pipeline's gate step turns down is never registered: the step
+    writes its rejection record itself (embedded store: a folder under the home)."""
+    import shutil
+
+    import yaml
+
+    from creditrisk import decisions, stages
+    from creditrisk.rundir import RunDir
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run.out_dir, run)
+    cfg = yaml.safe_load(RunDir(run).config.read_text())
+    cfg["gate"] = yaml.safe_load(GATE.format(0.999))["gate"]
+    RunDir(run).config.write_text(yaml.safe_dump(cfg))
+    result = stages.gate(run_dir=run, decision_path=tmp_path / "decision.json")
+    assert not result["passed"]
+    [record] = decisions.history()
+    assert (record.action, record.verdict, record.versions) == (
+        "rejection", "failed", {"candidate": None, "champion": None})
+    assert record.evidence["run_dir"] == str(run) and record.reasons == result["reasons"]
+    assert Path(decisions._location()).is_dir()

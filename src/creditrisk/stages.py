@@ -337,7 +337,8 @@ def gate(
 ) -> dict[str, Any]:
     """Judge the run's model against the gate's floors and the current ``@champion``,
     both scored on the run's held-out split (:func:`creditrisk.registry.judge_candidate`,
-    with the run's config). Writes the decision as JSON; moves nothing.
+    with the run's config). Writes the decision as JSON and, when it failed, the rejection's
+    record (:mod:`creditrisk.decisions`); moves nothing.
     """
     import pandas as pd
 

@@ -49,11 +49,12 @@ def run_pipeline(input_path: Path, model: str, shards: int, home: Path) -> dict:
     import resource
 
     from creditrisk import orchestration
+    from pipelines import pipeline_function
 
     log = io.StringIO()
     t0 = time.perf_counter()
     run = orchestration.run_local(
-        "batch-scoring",
+        pipeline_function("batch-scoring"),
         {"input_uri": str(input_path), "output_uri": "", "model_uri": model,
          "tracking_uri": "", "shards": shards},
         pipeline_root=home / "runs", log_stream=log)

@@ -87,12 +87,13 @@ def drift(
     OUT/drift.html, OUT/stability.html and OUT/drift.json; pushed when a Pushgateway
     is set."""
     from creditrisk.monitoring.jobs import drift_job
+    from pipelines import pipeline_function
 
     cfg = _monitoring_config(config)
     outcome = drift_job(current=current, out=out, reference=reference, since=since,
                         until=until, pushgateway=pushgateway, config=cfg, retrain=retrain,
                         kfp_host=kfp_host, train_config=str(config) if config else None,
-                        model=model)
+                        model=model, pipeline_lookup=pipeline_function)
     _finish(outcome)
 
 

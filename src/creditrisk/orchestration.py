@@ -45,17 +45,6 @@ class PipelineError(CreditRiskError):
     """A pipeline cannot be compiled, run or submitted; the message says why."""
 
 
-def _named_pipeline(name: str, cluster: bool) -> Any:
-    """Transitional (issue 18): the pipeline a caller in the core still names by a string
-    (``monitoring/retrain.py``). Remove with the last such caller; the layer test allows
-    this one import by name."""
-    warnings.warn("pass the pipeline object (pipelines.pipeline_function), not its name",
-                  DeprecationWarning, stacklevel=3)
-    from pipelines import pipeline_function
-
-    return pipeline_function(name, cluster=cluster)
-
-
 def compile_pipeline(pipeline: Any, path: Path) -> Path:
     """Compile ``pipeline`` (a ``@dsl.pipeline`` object) to the YAML file ``path``."""
     from kfp import compiler
@@ -148,16 +137,14 @@ def run_local(
     log_stream: TextIO | None = None,
 ) -> LocalRun:
     """Run a pipeline (a ``@dsl.pipeline`` object or a component loaded from compiled
-    YAML) on this machine, each step a subprocess of this Python. (A pipeline's name is
-    still accepted, transitionally, for callers in the core: see :func:`_named_pipeline`.)
+    YAML) on this machine, each step a subprocess of this Python (shells resolve a name
+    with ``pipelines.pipeline_function``).
 
     The steps' logs go to ``log_stream`` (default: stderr). A failing step raises
     :class:`PipelineError` naming the step and quoting its error message.
     """
     from kfp import local
 
-    if isinstance(pipeline, str):
-        pipeline = _named_pipeline(pipeline, cluster=False)
     name = getattr(pipeline, "name", str(pipeline))
     root = Path(pipeline_root or get_settings().home / "pipeline-runs").resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -292,23 +279,17 @@ def submit(
     run_name: str | None = None,
     namespace: str | None = None,
     cron: str | None = None,
-    cluster: bool = True,
     enable_caching: bool | None = None,
 ) -> dict[str, Any]:
     """Compile ``pipeline`` (a ``@dsl.pipeline`` object) and submit it to the Kubeflow
     Pipelines API at ``host``; ``name`` (default: the pipeline's) names the recurring run
     and the messages.
 
-    A pipeline's name is still accepted, transitionally, for callers in the core (see
-    :func:`_named_pipeline`); ``cluster`` picks its variant.
-
     With ``cron`` (six fields, seconds first, as KFP expects) it creates a recurring run
     instead of a run. The experiment defaults to the settings' experiment name.
     """
     import kfp
 
-    if isinstance(pipeline, str):
-        pipeline, name = _named_pipeline(pipeline, cluster=cluster), name or pipeline
     name = name or str(getattr(pipeline, "name", "pipeline"))
     experiment = experiment or get_settings().experiment_name
     # kfp.Client prints links to stdout: keep stdout for the command's JSON.

@@ -82,6 +82,7 @@ def test_drift_starts_the_training_pipeline_on_kfp(registered_model: str, kfp: K
     run within the cool-down does not."""
     kfp_host = kfp.url
     from creditrisk.monitoring.jobs import drift_job
+    from pipelines import pipeline_function
 
     ref = synthetic_frame(1500, seed=1)
     cur = synthetic_frame(1500, seed=2)
@@ -95,7 +96,8 @@ def test_drift_starts_the_training_pipeline_on_kfp(registered_model: str, kfp: K
     cfg = MonitoringConfig.model_validate({"retrain": {"data": str(data)}})
     outcome = drift_job(current=str(tmp_path / "cur.parquet"),
                         reference=str(tmp_path / "ref.parquet"), out=tmp_path / "out",
-                        config=cfg, retrain=True, kfp_host=kfp_host)
+                        config=cfg, retrain=True, kfp_host=kfp_host,
+                        pipeline_lookup=pipeline_function)
     assert outcome.code == 0 and outcome.report["dataset_drift"] is True
     decision = outcome.report["retrain"]
     assert decision["started"] and decision["where"] == f"kfp:{kfp_host}"
@@ -108,7 +110,8 @@ def test_drift_starts_the_training_pipeline_on_kfp(registered_model: str, kfp: K
 
     outcome = drift_job(current=str(tmp_path / "cur.parquet"),
                         reference=str(tmp_path / "ref.parquet"), out=tmp_path / "out2",
-                        config=cfg, retrain=True, kfp_host=kfp_host)
+                        config=cfg, retrain=True, kfp_host=kfp_host,
+                        pipeline_lookup=pipeline_function)
     assert not outcome.report["retrain"]["started"]
     assert len(kfp.posted("/apis/v2beta1/runs")) == 1
     from creditrisk.registry import client
@@ -126,6 +129,7 @@ def test_drift_runs_the_training_pipeline_locally(real_data_path: Path, tmp_path
     from creditrisk.monitoring.retrain import REASON_TAG
     from creditrisk.registry import client
     from creditrisk.settings import get_settings
+    from pipelines import pipeline_function
 
     data = load_dataset(real_data_path)
     cur = data.copy()
@@ -138,7 +142,7 @@ def test_drift_runs_the_training_pipeline_locally(real_data_path: Path, tmp_path
     cfg = MonitoringConfig.model_validate({"retrain": {"data": str(real_data_path)}})
     outcome = drift_job(current=str(tmp_path / "cur.parquet"), reference=str(real_data_path),
                         out=tmp_path / "out", config=cfg, retrain=True,
-                        train_config=str(config))
+                        train_config=str(config), pipeline_lookup=pipeline_function)
     assert outcome.code == 0 and outcome.report["dataset_drift"] is True
     decision = outcome.report["retrain"]
     assert decision["started"] and decision["where"] == "local"

@@ -16,9 +16,6 @@ SHELLS = frozenset({"pipelines", "components", "serving"})
 #: The creditrisk CLI is a shell that lives in the core's package (architecture.md, the
 #: "shells" row: ``cli*.py``): it resolves pipeline names with the ``pipelines`` package.
 CLI_SHELLS = {"cli_pipeline.py": {"pipelines"}}
-#: Transitional (issue 18): orchestration still resolves a pipeline named by a string for
-#: monitoring/retrain.py. The entry goes when retrain.py hands in the pipeline object.
-TRANSITIONAL = {"orchestration.py": {"pipelines"}}
 
 pytestmark = pytest.mark.unit
 
@@ -57,7 +54,7 @@ def test_the_scan_sees_every_form_of_import() -> None:
 
 
 def test_the_core_imports_no_shell() -> None:
-    allowed = {**CLI_SHELLS, **TRANSITIONAL}
+    allowed = CLI_SHELLS
     offenders = {path: shells - allowed.get(path, set())
                  for path, shells in _shell_imports().items()
                  if shells - allowed.get(path, set())}
@@ -65,14 +62,7 @@ def test_the_core_imports_no_shell() -> None:
         f"the core must not import a shell; hand the shell's object in instead: {offenders}")
 
 
-def test_the_transitional_exception_is_still_needed() -> None:
-    """When orchestration stops importing ``pipelines``, delete TRANSITIONAL."""
-    found = _shell_imports()
-    for path, shells in TRANSITIONAL.items():
-        assert shells <= found.get(path, set()), f"{path}: drop it from TRANSITIONAL"
-
-
-def test_shells_resolve_names_and_the_transitional_path_warns() -> None:
+def test_shells_resolve_names() -> None:
     import pipelines
     from creditrisk import orchestration
     from pipelines import batch_scoring, training
@@ -83,6 +73,35 @@ def test_shells_resolve_names_and_the_transitional_path_warns() -> None:
     assert set(pipelines.compiled_pipelines()) == set(pipelines.COMPILED_FILES)
     with pytest.raises(orchestration.PipelineError, match="unknown pipeline 'nope'"):
         pipelines.pipeline_function("nope")
-    with pytest.warns(DeprecationWarning, match="pass the pipeline object"):
-        legacy = orchestration._named_pipeline("training", cluster=True)
-    assert legacy is training.training_pipeline_cluster
+    assert not hasattr(orchestration, "_named_pipeline")
+
+
+#: A function over this many lines needs its reason written beside it (architecture.md).
+MAX_FUNCTION_LINES = 60
+LONG_MARKER = "# long-function:"
+
+
+def _long_functions_without_a_reason() -> list[str]:
+    found = []
+    for path in sorted(CORE.rglob("*.py")):
+        text = path.read_text()
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text)):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            length = (node.end_lineno or node.lineno) - node.lineno + 1
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            beside = lines[max(first - 2, 0):node.lineno]  # the line above and the def
+            if length > MAX_FUNCTION_LINES and not any(
+                    LONG_MARKER in ln and ln.split(LONG_MARKER, 1)[1].strip()
+                    for ln in beside):
+                found.append(f"{path.relative_to(CORE)}:{node.lineno} {node.name} "
+                             f"({length} lines)")
+    return found
+
+
+def test_no_long_function_without_a_reason() -> None:
+    """Every function of the core over 60 lines says why beside its ``def``
+    (``# long-function: <reason>``), or is split."""
+    assert not _long_functions_without_a_reason(), "\n".join(
+        _long_functions_without_a_reason())

@@ -202,11 +202,14 @@ def drift_job(*, current: str, out: Path, reference: str | None = None,
               retrain: bool = False, kfp_host: str | None = None,
               train_config: str | None = None, model: str | None = None,
               retrain_starter: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+              pipeline_lookup: Callable[..., Any] | None = None,
               ) -> JobOutcome:
     """Compare the current data (a prediction-log window, or a data file) with the
     reference; write ``out/drift.html``, ``out/stability.html`` and ``out/drift.json``;
     push; retrain. ``model``: the model scoring a window without probabilities (and the
-    reference, and giving the threshold); default the reference's version, @champion."""
+    reference, and giving the threshold); default the reference's version, @champion.
+    ``pipeline_lookup``: ``pipelines.pipeline_function``, handed in by the shell, for a
+    retraining."""
     from creditrisk.monitoring.drift import SCHEMA_VERSION
     from creditrisk.settings import get_settings
 
@@ -256,7 +259,8 @@ def drift_job(*, current: str, out: Path, reference: str | None = None,
     code = _push(url, names.DRIFT_JOB, samples, messages)
     if code == OK and report["drift_detected"] and (retrain or cfg.retrain.on_drift):
         messages.append(_retrain(report, cfg, out, kfp_host=kfp_host,
-                                 train_config=train_config, starter=retrain_starter))
+                                 train_config=train_config, starter=retrain_starter,
+                                 pipeline_lookup=pipeline_lookup))
     return JobOutcome(code, report, messages, warnings)
 
 
@@ -277,14 +281,16 @@ def _push(url: str | None, job: str, samples: list[Sample], messages: list[str])
 
 def _retrain(report: dict[str, Any], cfg: MonitoringConfig, out: Path, *,
              kfp_host: str | None, train_config: str | None,
-             starter: Callable[[dict[str, Any]], dict[str, Any]] | None) -> str:
+             starter: Callable[[dict[str, Any]], dict[str, Any]] | None,
+             pipeline_lookup: Callable[..., Any] | None) -> str:
     from creditrisk.monitoring.retrain import maybe_retrain
 
     decision = maybe_retrain(drifted_features=report["drifted_features"],
                              window=report["window"],
                              cooldown_hours=cfg.retrain.cooldown_hours,
                              kfp_host=kfp_host, config=train_config,
-                             data=cfg.retrain.data, starter=starter)
+                             data=cfg.retrain.data, starter=starter,
+                             pipeline_lookup=pipeline_lookup)
     report["retrain"] = decision.as_dict()
     _write_json(out / RETRAIN_JSON, decision.as_dict())
     _write_json(out / DRIFT_JSON, report)

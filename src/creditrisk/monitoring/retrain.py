@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from creditrisk.errors import RegistryError
+from creditrisk.errors import CreditRiskError, RegistryError
 
 LAST_RETRAIN_TAG = "monitoring.last_retrain"
 REASON_TAG = "monitoring.retrain_reason"
@@ -67,14 +67,14 @@ def _record(state: dict[str, Any]) -> None:
                             f"{get_settings().model_name!r}: {exc}") from exc
 
 
-def start_local(reason: dict[str, Any], config: str | None, data: str | None = None
-                ) -> dict[str, Any]:
+def start_local(reason: dict[str, Any], config: str | None, data: str | None = None, *,
+                pipeline: Any) -> dict[str, Any]:
     """The training pipeline on the KFP local runner; the new version (if any) is tagged
     with the reason."""
     from creditrisk import orchestration
     from creditrisk.registry import set_version_tag
 
-    run = orchestration.run_local("training", orchestration.training_arguments(
+    run = orchestration.run_local(pipeline, orchestration.training_arguments(
         data=data, config=config))
     summary = orchestration.summarise_training(run)
     version = summary.get("model_version")
@@ -85,30 +85,38 @@ def start_local(reason: dict[str, Any], config: str | None, data: str | None = N
 
 
 def start_cluster(reason: dict[str, Any], config: str | None, host: str,
-                  data: str | None = None) -> dict[str, Any]:
+                  data: str | None = None, *, pipeline: Any) -> dict[str, Any]:
     """The training pipeline submitted to Kubeflow Pipelines at ``host``; the run's name
     carries the time and the reason is in the registered model's tag."""
     from creditrisk import orchestration
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     args = orchestration.training_arguments(data=data, config=config, inline_config=True)
-    return orchestration.submit("training", args, host=host,
+    return orchestration.submit(pipeline, args, host=host, name="training",
                                 run_name=f"retrain-on-drift-{stamp}")
 
 
 Starter = Callable[[dict[str, Any]], dict[str, Any]]
+#: ``pipelines.pipeline_function``: a pipeline's name (and variant) -> the pipeline object.
+PipelineLookup = Callable[..., Any]
 
 
 def maybe_retrain(*, drifted_features: list[str], window: dict[str, str] | None,
                   cooldown_hours: float, kfp_host: str | None = None,
                   config: str | None = None, data: str | None = None,
                   now: dt.datetime | None = None,
-                  starter: Starter | None = None) -> RetrainDecision:
+                  starter: Starter | None = None,
+                  pipeline_lookup: PipelineLookup | None = None) -> RetrainDecision:
     """Start the training pipeline unless the last retraining is within the cool-down.
 
     ``starter`` replaces the pipeline launch (it receives the reason); by default the
-    local runner, or ``kfp_host``'s Kubeflow Pipelines.
+    local runner, or ``kfp_host``'s Kubeflow Pipelines, with the training pipeline that
+    ``pipeline_lookup(name, cluster=...)`` gives (the shell hands in
+    ``pipelines.pipeline_function``: the core imports no shell).
     """
+    if starter is None and pipeline_lookup is None:
+        raise CreditRiskError("retraining needs the training pipeline: the caller hands "
+                              "in pipelines.pipeline_function")
     now = now or dt.datetime.now(dt.UTC)
     last = last_retrain()
     if last and last.get("time") and last.get("status") != "never":
@@ -124,10 +132,14 @@ def maybe_retrain(*, drifted_features: list[str], window: dict[str, str] | None,
     # Record first: a second job starting meanwhile sees the cool-down.
     _record({**reason, "where": where, "status": "starting"})
     if starter is None:
+        lookup = pipeline_lookup
+
         def starter(r: dict[str, Any]) -> dict[str, Any]:
+            assert lookup is not None  # checked above
+            pipeline = lookup("training", cluster=bool(kfp_host))
             if kfp_host:
-                return start_cluster(r, config, kfp_host, data)
-            return start_local(r, config, data)
+                return start_cluster(r, config, kfp_host, data, pipeline=pipeline)
+            return start_local(r, config, data, pipeline=pipeline)
     try:
         run = starter(reason)
     except BaseException:

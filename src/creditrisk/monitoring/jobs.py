@@ -196,6 +196,30 @@ def _compare(cur: pd.DataFrame, ref: pd.DataFrame, *, version: str | None,
                f"({'drifted' if prediction_drifted else 'ok'})"), *pop.messages]
 
 
+def _drift_report(cur: pd.DataFrame, ref: pd.DataFrame, *, version: str | None,
+                  window: Window | None, current: str, ref_source: str,
+                  cfg: MonitoringConfig, log: LogRead | None,
+                  seconds: dict[str, float]) -> dict[str, Any]:
+    """drift.json before the comparison: what is compared, with which settings."""
+    from creditrisk.monitoring.drift import SCHEMA_VERSION
+    from creditrisk.settings import get_settings
+
+    return {
+        "schema_version": SCHEMA_VERSION, "status": "ok",
+        "dataset_drift": None, "drift_detected": None, "share_drifted": None,
+        "drifted_features": [], "features": {}, "prediction_drift": None,
+        "stability": None, "estimated_performance": None,
+        "rows": {"reference": len(ref), "current": len(cur)},
+        "window": window.as_dict() if window else None,
+        "current": current, "reference": ref_source,
+        "model": {"name": get_settings().model_name, "version": version},
+        "config": {**cfg.drift.model_dump(mode="json"),
+                   "stability": cfg.stability.model_dump(mode="json")},
+        "log": log.summary() if log else None,
+        "seconds": seconds,
+    }
+
+
 def drift_job(*, current: str, out: Path, reference: str | None = None,
               since: str | None = None, until: str | None = None,
               pushgateway: str | None = None, config: MonitoringConfig | None = None,
@@ -210,11 +234,7 @@ def drift_job(*, current: str, out: Path, reference: str | None = None,
     reference, and giving the threshold); default the reference's version, @champion.
     ``pipeline_lookup``: ``pipelines.pipeline_function``, handed in by the shell, for a
     retraining."""
-    from creditrisk.monitoring.drift import SCHEMA_VERSION
-    from creditrisk.settings import get_settings
-
     cfg = config or MonitoringConfig()
-    settings = get_settings()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     warnings: list[str] = []
@@ -226,20 +246,8 @@ def drift_job(*, current: str, out: Path, reference: str | None = None,
     ref, ref_version, ref_source = _reference(reference)
     seconds["read_reference"] = time.perf_counter() - t1
     version = ref_version or _model_version_of(cur)
-    report: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION, "status": "ok",
-        "dataset_drift": None, "drift_detected": None, "share_drifted": None,
-        "drifted_features": [], "features": {}, "prediction_drift": None,
-        "stability": None, "estimated_performance": None,
-        "rows": {"reference": len(ref), "current": len(cur)},
-        "window": window.as_dict() if window else None,
-        "current": current, "reference": ref_source,
-        "model": {"name": settings.model_name, "version": version},
-        "config": {**cfg.drift.model_dump(mode="json"),
-                   "stability": cfg.stability.model_dump(mode="json")},
-        "log": log.summary() if log else None,
-        "seconds": seconds,
-    }
+    report = _drift_report(cur, ref, version=version, window=window, current=current,
+                           ref_source=ref_source, cfg=cfg, log=log, seconds=seconds)
     msg = _too_few_rows(report, cfg, f"window {window}" if window else current)
     if msg:
         report.update(status="too_few_rows", message=msg)

@@ -100,10 +100,13 @@ def _code_label(column: str, code: int) -> str:
 
 def fairness_slices(frame: pd.DataFrame, p: np.ndarray, y: np.ndarray,
                     threshold: float) -> list[dict[str, Any]]:
-    """AUC, approval rate and default rate per group of SEX, EDUCATION and age band."""
+    """AUC, approval rate and default rate per group of SEX, EDUCATION, MARRIAGE (when
+    the frame has it) and age band."""
     groups = {
         "SEX": frame["SEX"].astype(int).map(lambda c: _code_label("SEX", c)),
         "EDUCATION": frame["EDUCATION"].astype(int).map(lambda c: _code_label("EDUCATION", c)),
+        **({"MARRIAGE": frame["MARRIAGE"].astype(int).map(
+            lambda c: _code_label("MARRIAGE", c))} if "MARRIAGE" in frame else {}),
         "AGE_BAND": frame["AGE"].map(age_band),
     }
     order = {"AGE_BAND": [b[0] for b in AGE_BANDS]}
@@ -229,6 +232,16 @@ def evaluate(frame: pd.DataFrame, y: np.ndarray, p: np.ndarray, *, threshold: fl
     )
 
 
+def _validation_lines(path: str | None) -> list[str]:
+    if not path:
+        return []
+    return ["## Validation report",
+            "Data, discrimination with intervals, calibration by risk band, stability, "
+            "fairness (adverse impact ratios), monotonicity, adverse-action reasons and "
+            f"limitations: [{path}]({path}) in the run's artifacts.", ""]
+
+
+# long-function: one Markdown document written section by section, in reading order
 def model_card(
     *,
     model_name: str,
@@ -237,6 +250,7 @@ def model_card(
     baseline: dict[str, float],
     config: dict[str, Any],
     data: dict[str, Any],
+    validation_report: str | None = None,
 ) -> str:
     """A Markdown model card for one trained model."""
     m = evaluation.metrics
@@ -287,6 +301,7 @@ def model_card(
                      f"{auc} | {r['approval_rate']:.3f} |")
     lines += [
         "",
+        *_validation_lines(validation_report),
         "## Limitations",
         "- Data from one Taiwanese bank in 2005; performance on other populations and "
         "periods is unknown and must be monitored (drift job).",

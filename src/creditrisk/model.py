@@ -88,10 +88,24 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):
 
 def fit_calibrator(method: str, scores: np.ndarray, y: np.ndarray) -> Any:
     if method == "isotonic":
-        return IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(scores, y)
+        return _centred_isotonic(np.asarray(scores, dtype=np.float64), np.asarray(y))
     if method == "sigmoid":
         return LogisticRegression(C=1e6, max_iter=1000).fit(_logit(scores)[:, None], y)
     raise ValueError(f"unknown calibration method {method!r}")
+
+
+def _centred_isotonic(scores: np.ndarray, y: np.ndarray) -> IsotonicRegression:
+    """Centred isotonic regression (Oron & Flournoy 2017): the isotonic fit's blocks
+    become knots at their mean score, joined linearly. Plain isotonic regression is a
+    step function: it ties every client of a block (on the development copy it left 60
+    distinct probabilities and cost 0.01 PR AUC); joining the block centres keeps the
+    scores' order (ROC and PR AUC unchanged) and calibrates as well. Stored as the
+    ``IsotonicRegression`` fitted to the knots (strictly increasing, so its thresholds
+    are the knots and it interpolates between them)."""
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(scores, y)
+    levels, block = np.unique(iso.predict(scores), return_inverse=True)
+    centres = np.bincount(block, weights=scores) / np.bincount(block)
+    return IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(centres, levels)
 
 
 def apply_calibrator(calibrator: Any, scores: np.ndarray) -> np.ndarray:

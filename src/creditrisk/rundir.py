@@ -17,6 +17,8 @@ the registry logs one as an MLflow run. Nobody else spells out a file name of it
                           larger than the config's ``reference.max_rows``)
       reference/bins.json the bins frozen on that sample for PSI/CSI monitoring: the
                           score's and every contract field's (creditrisk.stability)
+      validation/report.html, validation/report.json
+                          the validation report (creditrisk.validation_report)
       model/              the model, MLflow sklearn flavour (skops), saved once, complete
 
 The MLflow artifact paths of a logged run are :data:`REFERENCE_ARTIFACT`,
@@ -42,6 +44,9 @@ REFERENCE_BINS_ARTIFACT = f"reference/{BINS_FILE}"
 TEST_SPLIT_ARTIFACT = "data/test.parquet"
 #: The model of a logged run (``runs:/<run id>/model``).
 MODEL_ARTIFACT = "model"
+#: The validation report of a logged run (HTML page and JSON data).
+VALIDATION_HTML_ARTIFACT = "validation/report.html"
+VALIDATION_JSON_ARTIFACT = "validation/report.json"
 
 
 def reference_sample(train: pd.DataFrame, *, max_rows: int, seed: int) -> pd.DataFrame:
@@ -110,6 +115,14 @@ class RunDir:
     def model(self) -> Path:
         return self.root / MODEL_ARTIFACT
 
+    @property
+    def validation_html(self) -> Path:
+        return self.root / VALIDATION_HTML_ARTIFACT
+
+    @property
+    def validation_json(self) -> Path:
+        return self.root / VALIDATION_JSON_ARTIFACT
+
     # --- reading and writing ------------------------------------------------------------
     def create(self) -> RunDir:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -153,6 +166,8 @@ class RunDir:
             (self.test_split, TEST_SPLIT_ARTIFACT.rsplit("/", 1)[0]),
             (self.reference, REFERENCE_ARTIFACT.rsplit("/", 1)[0]),
             (self.reference_bins, REFERENCE_BINS_ARTIFACT.rsplit("/", 1)[0]),
+            (self.validation_html, VALIDATION_HTML_ARTIFACT.rsplit("/", 1)[0]),
+            (self.validation_json, VALIDATION_JSON_ARTIFACT.rsplit("/", 1)[0]),
             (self.model, MODEL_ARTIFACT),
         ]
         return [(path, dest) for path, dest in items if path.exists()]

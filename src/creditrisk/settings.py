@@ -101,6 +101,11 @@ class Settings(BaseSettings):
 
     # --- serving --------------------------------------------------------------------------
     max_batch_size: int = Field(default=1000, ge=1)
+    adverse_action_reasons: int = Field(
+        default=4, ge=1, le=10,
+        description="Most adverse-action reasons per declined record (Regulation B's "
+                    "commentary: more than four are not likely to be helpful).",
+    )
     max_request_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024,
         description="Largest request body the servers accept (413 past it, before reading).",

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.metrics import brier_score_loss, roc_auc_score
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from creditrisk import evaluation as ev
 from creditrisk import metric_names as mn
+from creditrisk.calibration import choose as choose_calibration
 from creditrisk.config import TrainConfig
 from creditrisk.contract import FEATURE_NAMES, TARGET
 from creditrisk.data import split as split_frame
@@ -31,14 +32,13 @@ from creditrisk.errors import DataError
 from creditrisk.model import (
     CalibratedClassifier,
     ModelMetadata,
-    apply_calibrator,
-    fit_calibrator,
     make_baseline,
     make_lightgbm,
     make_pipeline,
     save_model,
 )
-from creditrisk.rundir import RunDir
+from creditrisk.monotone import lightgbm_params
+from creditrisk.rundir import VALIDATION_HTML_ARTIFACT, RunDir
 from creditrisk.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def search_params(
     import optuna
 
     s = config.search
-    base = dict(config.model.params)
+    base = {**config.model.params, **lightgbm_params(config.model.monotone.active())}
     if not s.enabled:
         return base, {"enabled": False}
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -153,20 +153,13 @@ def fit(*, train: pd.DataFrame, config: TrainConfig, progress: Progress = _noop)
     aucs = _fold_aucs(y, oof, folds=folds, seed=seed)
     seconds["cv"] = time.perf_counter() - t0
 
-    # Calibration: used only if it lowers the Brier score of out-of-fold predictions,
-    # judged by a second cross-validation over those predictions (no leakage).
+    # Calibration, judged on out-of-fold predictions only (creditrisk.calibration).
     t0 = time.perf_counter()
-    brier_raw = float(brier_score_loss(y, oof))
-    best_method, best_brier, scores = None, brier_raw, oof
-    for method in config.calibration.methods:
-        cal = np.empty_like(oof)
-        for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed + 1).split(oof, y):
-            cal[te] = apply_calibrator(fit_calibrator(method, oof[tr], y[tr]), oof[te])
-        b = float(brier_score_loss(y, cal))
-        if b < best_brier - config.calibration.min_brier_gain:
-            best_method, best_brier, scores = method, b, cal
-    progress(f"calibration: {best_method or 'none'} "
-             f"(oof brier {brier_raw:.4f} -> {best_brier:.4f})")
+    chosen = choose_calibration(oof, y, config.calibration, folds=folds, seed=seed)
+    best_method, best_brier, brier_raw, scores = (chosen.method, chosen.brier,
+                                                  chosen.brier_raw, chosen.scores)
+    progress(f"calibration: {best_method or 'none'} (oof brier {brier_raw:.4f} -> "
+             f"{best_brier:.4f}, ece {chosen.ece_raw:.4f} -> {chosen.ece:.4f})")
 
     progress("fit: final model on all training rows")
     if best_method:
@@ -276,6 +269,24 @@ def write_reference_bins(fitted: FitResult, run_dir: RunDir) -> Path:
     return run_dir.write_reference_bins(freeze_bins(reference, p))
 
 
+def write_validation_report(*, fitted: FitResult, config: TrainConfig, train: pd.DataFrame,
+                            test: pd.DataFrame, run_dir: RunDir, data: dict[str, Any]) -> Path:
+    """The validation report (:mod:`creditrisk.validation_report`), HTML and JSON, in
+    the run directory (needs its frozen bins)."""
+    from creditrisk import validation_report as vr
+
+    report = vr.build(model=fitted.model, config=config, train=train, test=test,
+                      bins=json.loads(run_dir.reference_bins.read_text()),
+                      threshold=fitted.threshold.threshold,
+                      calibration=fitted.calibration, data=data)
+    run_dir.validation_json.parent.mkdir(parents=True, exist_ok=True)
+    run_dir.validation_json.write_text(json.dumps(report, indent=1, default=str) + "\n")
+    run_dir.validation_html.write_text(vr.render_html(
+        report, f"Validation report: {get_settings().model_name}"))
+    return run_dir.validation_html
+
+
+# long-function: writes the run directory's parts in order, one call each
 def evaluate_fit(
     *,
     fitted: FitResult,
@@ -325,6 +336,7 @@ def evaluate_fit(
         baseline=base_metrics, config=config.resolved(),
         data={"train_rows": len(train), "test_rows": len(test),
               "default_rate": default_rate, "sha256": data_sha256 or "n/a"},
+        validation_report=VALIDATION_HTML_ARTIFACT,
     )
     run_dir.card.write_text(card)
     run_dir.evaluation.write_text(json.dumps(
@@ -335,6 +347,9 @@ def evaluate_fit(
     test.to_parquet(run_dir.test_split, index=False)
     run_dir.write_reference(train, max_rows=config.reference.max_rows, seed=config.seed)
     write_reference_bins(fitted, run_dir)
+    write_validation_report(fitted=fitted, config=config, train=train, test=test,
+                            run_dir=run_dir, data={"sha256": data_sha256 or "n/a",
+                                                   "default_rate": default_rate})
     if run_dir.model.exists():
         shutil.rmtree(run_dir.model)
     save_model(fitted.model, run_dir.model, metadata_for(fitted, config, model_metrics(metrics)))

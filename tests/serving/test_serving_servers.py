@@ -16,7 +16,6 @@ from serving_helpers import Server, start_predictor, start_transformer
 from creditrisk.contract import FEATURE_NAMES
 from creditrisk.monitoring.logreader import read_records
 from creditrisk.scoring import decisions
-from creditrisk.serve.explain import field_contributions
 
 pytestmark = pytest.mark.integration
 
@@ -124,30 +123,6 @@ def test_predictor_direct_v1_and_v2(predictor: Server, served_model: Any,
     assert r.json()["errors"][0] == {"record": 3, "field": "AGE", "value": 7,
                                      "rule": "must be an integer in [18, 100]",
                                      "code": "range"}
-
-
-def test_explain_gives_reason_codes_in_input_fields(transformer: Server, served_model: Any,
-                                                    client_records: list[dict]) -> None:
-    records = client_records[200:205]
-    r = v1(transformer, records, verb="explain")
-    assert r.status_code == 200, r.text
-    explanations = r.json()["explanations"]
-    X = matrix(records)
-    contrib, _ = field_contributions(served_model, X)
-    p, d, _ = expected(served_model, records)
-    for i, e in enumerate(explanations):
-        assert abs(e["probability"] - p[i]) <= 1e-12 and e["decision"] == d[i]
-        reasons = e["reasons"]
-        assert 1 <= len(reasons) <= 3
-        values = [x["contribution"] for x in reasons]
-        assert values == sorted(values, reverse=True) and min(values) > 0
-        for x in reasons:
-            assert x["field"] in FEATURE_NAMES
-            j = FEATURE_NAMES.index(x["field"])
-            assert x["value"] == records[i][x["field"]]
-            assert abs(x["contribution"] - contrib[i, j]) <= 1e-9
-        # the top reason is the field with the largest contribution
-        assert reasons[0]["field"] == FEATURE_NAMES[int(np.argmax(contrib[i]))]
 
 
 def test_health_readiness_and_metadata(transformer: Server, predictor: Server) -> None:

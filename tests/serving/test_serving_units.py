@@ -165,17 +165,6 @@ def test_attribution_matrix_splits_each_feature_over_its_sources() -> None:
     assert np.array_equal(m[: len(FEATURE_NAMES)], np.eye(len(FEATURE_NAMES)))
 
 
-def test_reason_codes_rank_positive_contributions() -> None:
-    contrib = np.zeros((2, 23))
-    contrib[0, [4, 5, 9, 1]] = [0.1, 0.5, 0.3, -0.9]
-    X = np.ones((2, 23))
-    X[0, 5] = 2.0
-    reasons = explain.reason_codes(contrib, X)
-    assert [r["field"] for r in reasons[0]] == ["PAY_0", "PAY_5", "AGE"]
-    assert reasons[0][0]["value"] == 2
-    assert reasons[1] == []  # nothing raises the probability
-
-
 class _FakeScorer:
     def contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(1)

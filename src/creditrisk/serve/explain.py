@@ -1,4 +1,4 @@
-"""Reason codes: which input fields push a client's default probability up.
+"""Explanations: contributions per input field and the adverse-action reasons.
 
 The model's tree-SHAP contributions (LightGBM ``pred_contrib``, in log-odds) are per
 *model feature*; engineered features derive from several input fields
@@ -9,15 +9,17 @@ names and still add up, with the bias, to the model's raw log-odds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from creditrisk.contract import FEATURE_NAMES
 from creditrisk.features import OUTPUT_NAMES, OUTPUT_SOURCES
+from creditrisk.reasons import reasons_for
+from creditrisk.settings import get_settings
 
 _INDEX = {n: i for i, n in enumerate(FEATURE_NAMES)}
-DEFAULT_TOP_K = 3
 
 
 def attribution_matrix() -> np.ndarray:
@@ -38,21 +40,22 @@ def field_contributions(model: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return np.asarray(contrib) @ _ATTRIBUTION, np.asarray(bias)
 
 
-def reason_codes(contributions: np.ndarray, X: np.ndarray,
-                 top_k: int = DEFAULT_TOP_K) -> list[list[dict[str, Any]]]:
-    """Per record, the ``top_k`` fields with the largest positive contribution (the ones
-    that raise the probability most), with the client's value of each."""
-    out: list[list[dict[str, Any]]] = []
-    order = np.argsort(-contributions, axis=1, kind="stable")[:, :top_k]
-    for i, cols in enumerate(order):
-        reasons = [
-            {"field": FEATURE_NAMES[j], "value": _plain(X[i, j]),
-             "contribution": float(contributions[i, j])}
-            for j in cols if contributions[i, j] > 0
-        ]
-        out.append(reasons)
-    return out
+def explanations(contributions: np.ndarray, declined: Sequence[bool], *,
+                 all_records: bool = False, max_reasons: int | None = None
+                 ) -> tuple[list[list[dict[str, Any]] | None], list[dict[str, float]]]:
+    """Adverse-action reasons (:mod:`creditrisk.reasons`) per record, None for an
+    approved one unless ``all_records``; and each record's contributions per input field
+    (log-odds), as ``{field: contribution}``."""
+    n = max_reasons or get_settings().adverse_action_reasons
+    wanted = [True] * len(declined) if all_records else list(declined)
+    reasons = reasons_for(contributions, wanted, max_reasons=n)
+    rows = np.asarray(contributions, dtype=np.float64).tolist()
+    return reasons, [dict(zip(FEATURE_NAMES, r, strict=True)) for r in rows]
 
 
-def _plain(v: float) -> float | int:
-    return int(v) if float(v).is_integer() else float(v)
+def logged_reasons(reasons: list[list[dict[str, Any]] | None], declined: Sequence[bool]
+                   ) -> list[list[dict[str, Any]] | None]:
+    """What the prediction log keeps (field ``reasons``): code and contribution of each
+    reason of a declined record; None (left out of the line) for the others."""
+    return [[{"code": r["code"], "contribution": r["contribution"]} for r in rs]
+            if rs is not None and d else None for rs, d in zip(reasons, declined, strict=True)]

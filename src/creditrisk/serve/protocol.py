@@ -37,6 +37,10 @@ CONTRIBUTIONS_OUTPUT = "contributions"
 BIAS_OUTPUT = "bias"
 #: Request parameter asking the predictor for contributions as well.
 EXPLAIN_PARAMETER = "explain"
+#: Adverse-action reasons for approved records too: v2 ``parameters: {"reasons": "all"}``,
+#: v1 header ``x-reasons: all`` (by default only declined records get reasons).
+REASONS_PARAMETER = "reasons"
+REASONS_HEADER = "x-reasons"
 #: Response parameter carrying the served model's identity and decision metadata.
 MODEL_PARAMETER = "creditrisk_model"
 #: At most this many field errors are listed in a 4xx body (the total is always given).

@@ -10,6 +10,7 @@ the call to the predictor is KServe's own ``Model.predict``.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -27,10 +28,11 @@ from kserve.protocol.infer_type import (
 
 from creditrisk.contract import FEATURE_NAMES
 from creditrisk.model import ModelMetadata
-from creditrisk.scoring import decisions
+from creditrisk.scoring import DECLINE, decisions
 from creditrisk.serve import metrics
-from creditrisk.serve.explain import reason_codes
+from creditrisk.serve.explain import explanations, logged_reasons
 from creditrisk.serve.predlog import Batch, PredictionLog
+from creditrisk.serve.predlog.schema import REASONS
 from creditrisk.serve.protocol import (
     CONTRIBUTIONS_OUTPUT,
     EXPLAIN_PARAMETER,
@@ -38,6 +40,8 @@ from creditrisk.serve.protocol import (
     MODEL_PARAMETER,
     N_FEATURES,
     PROBABILITY_OUTPUT,
+    REASONS_HEADER,
+    REASONS_PARAMETER,
     RequestRejected,
     ServedModel,
     bounded_id,
@@ -56,6 +60,9 @@ class _Request:
     request_id: str
     X: np.ndarray
     explain: bool = False
+    #: Reasons for approved records too (v2 parameter ``reasons: "all"``, v1 header
+    #: ``x-reasons: all``); by default only declined records get reasons.
+    all_reasons: bool = False
 
 
 #: The request being handled (preprocess -> predict/explain -> postprocess run in one task).
@@ -98,9 +105,15 @@ class CreditTransformer(kserve.Model):
     # --- hooks -----------------------------------------------------------------------
     def preprocess(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         rid = bounded_id((headers or {}).get("x-request-id"), "x-request-id")
+        explain, all_reasons = False, (headers or {}).get(REASONS_HEADER) == "all"
         if isinstance(payload, InferRequest):
             X = parse_v2(payload, self.max_batch_size)
             protocol, rid = "v2", bounded_id(payload.id, "id") or rid
+            params = payload.parameters or {}
+            if not isinstance(params, dict):
+                params = to_http_parameters(params)
+            explain = params.get(EXPLAIN_PARAMETER) is True
+            all_reasons = params.get(REASONS_PARAMETER) == "all"
         elif isinstance(payload, dict):
             X = parse_v1(payload, self.max_batch_size)
             protocol = "v1"
@@ -108,12 +121,14 @@ class CreditTransformer(kserve.Model):
             raise reject(400, "the body must be a JSON object", "<body>", payload,
                          'must be an object {"instances": [...]}', Rule.NOT_AN_OBJECT)
         rid = rid or new_request_id()
-        _current.set(_Request(protocol, rid, X))
+        _current.set(_Request(protocol, rid, X, explain, all_reasons))
         raw = np.ascontiguousarray(X, dtype="<f8").tobytes()  # OIP binary tensor extension
         inp = InferInput(MATRIX_INPUT, [X.shape[0], N_FEATURES], "FP64",
                          parameters={"binary_data_size": len(raw)})
         return InferRequest(model_name=self.name, infer_inputs=[inp], request_id=rid,
-                            raw_inputs=[raw], parameters={"binary_data_output": True})
+                            raw_inputs=[raw], parameters={"binary_data_output": True,
+                                                          **({EXPLAIN_PARAMETER: True}
+                                                             if explain else {})})
 
     async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
         """Scores with contributions: the predictor computes them, postprocess ranks them."""
@@ -136,20 +151,11 @@ class CreditTransformer(kserve.Model):
         decision, band = decisions(p, meta)
         n = len(p)
         metrics.score_collector().observe(p, decision)
+        if req.explain:
+            return self._explained(req, result, served, p, decision, band)
         if self.prediction_log is not None:
             self.prediction_log.submit(Batch(req.request_id, time.time(), served.model_name,
                                              served.model_version, req.X, p, decision, band))
-        if req.explain:
-            contrib_out = result.get_output_by_name(CONTRIBUTIONS_OUTPUT)
-            if contrib_out is None:
-                raise RuntimeError("the predictor's answer has no contributions")
-            contrib = np.asarray(contrib_out.as_numpy(), dtype=np.float64).reshape(n, -1)
-            reasons = reason_codes(contrib, req.X)
-            return {"explanations": [
-                {"probability": p[i], "decision": decision[i], "risk_band": band[i],
-                 "reasons": reasons[i], "model_name": served.model_name,
-                 "model_version": served.model_version, "request_id": req.request_id}
-                for i in range(n)]}
         if req.protocol == "v1":
             name, version, rid = served.model_name, served.model_version, req.request_id
             probs = p.tolist()
@@ -169,6 +175,44 @@ class CreditTransformer(kserve.Model):
             parameters={"request_id": req.request_id, "model_name": served.model_name,
                         "model_version": served.model_version},
         )
+
+    def _explained(self, req: _Request, result: InferResponse, served: ServedModel,
+                   p: np.ndarray, decision: list[str], band: list[str]) -> Any:
+        """``:explain`` (v1) or a v2 request with ``explain: true``: the answer with each
+        record's contributions per input field and adverse-action reasons (declined
+        records; all with ``reasons: all``); declined records' reasons are logged."""
+        n = len(p)
+        contrib_out = result.get_output_by_name(CONTRIBUTIONS_OUTPUT)
+        if contrib_out is None:
+            raise RuntimeError("the predictor's answer has no contributions")
+        contrib = np.asarray(contrib_out.as_numpy(), dtype=np.float64).reshape(n, -1)
+        declined = [d == DECLINE for d in decision]
+        reasons, per_field = explanations(contrib, declined, all_records=req.all_reasons)
+        if self.prediction_log is not None:
+            self.prediction_log.submit(Batch(
+                req.request_id, time.time(), served.model_name, served.model_version, req.X,
+                p, decision, band, extra={REASONS: logged_reasons(reasons, declined)}))
+        if req.protocol == "v2":
+            return InferResponse(
+                response_id=req.request_id, model_name=served.model_name,
+                model_version=served.model_version,
+                infer_outputs=[
+                    InferOutput(PROBABILITY_OUTPUT, [n], "FP64", data=p.tolist()),
+                    InferOutput("decision", [n], "BYTES", data=decision),
+                    InferOutput("risk_band", [n], "BYTES", data=band),
+                    InferOutput(REASONS, [n], "BYTES",
+                                data=[json.dumps(r or []) for r in reasons]),
+                    InferOutput(CONTRIBUTIONS_OUTPUT, [n, N_FEATURES], "FP64",
+                                data=contrib.reshape(-1).tolist()),
+                ],
+                parameters={"request_id": req.request_id, "model_name": served.model_name,
+                            "model_version": served.model_version})
+        return {"explanations": [
+            {"probability": p[i], "decision": decision[i], "risk_band": band[i],
+             "reasons": reasons[i] or [], "contributions": per_field[i],
+             "model_name": served.model_name, "model_version": served.model_version,
+             "request_id": req.request_id}
+            for i in range(n)]}
 
     def _served_model(self, result: InferResponse) -> tuple[ServedModel, ModelMetadata]:
         params = result.parameters

@@ -24,6 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prediction_log", default=None,
                         help="Directory or s3:// prefix of the prediction log "
                              f"(default {s.prediction_log_location}); 'off' disables it.")
+    parser.add_argument("--challenger_host", default=s.challenger_host,
+                        help="host:port of a challenger predictor scoring every answered "
+                             "batch in shadow (its answer is never returned); default off.")
     parser.set_defaults(model_name=s.model_name, http_port=s.transformer_http_port,
                         grpc_port=s.transformer_grpc_port, predictor_protocol="v2",
                         enable_latency_logging=False)

@@ -215,11 +215,15 @@ def serve(
                                                "grpc-v2.")] = "v2",
     smoke: Annotated[bool, typer.Option(help="Send sample requests, print the answers, "
                                              "stop.")] = False,
+    challenger: Annotated[str | None, typer.Option(
+        help="Also start a challenger predictor (a model directory, a registry URI, an "
+             "alias such as @challenger, or a version) and score every answered batch on "
+             "it in shadow; both scores go to the prediction log.")] = None,
 ) -> None:
     """Run the KServe transformer and predictor locally (the embedded default).
 
-    The very same servers as in the cluster, as two processes on 127.0.0.1; Ctrl-C stops
-    both cleanly (the prediction log is flushed).
+    The very same servers as in the cluster, as two processes on 127.0.0.1 (three with
+    --challenger); Ctrl-C stops them cleanly (the prediction log is flushed).
     """
     import signal
     import threading
@@ -233,10 +237,11 @@ def serve(
         model, workdir=workdir, protocol=protocol,
         transformer_port=port or settings.transformer_http_port,
         predictor_port=predictor_port or settings.predictor_http_port,
-    ) as (predictor, transformer):
-        console.print(f"[green]predictor[/]   {predictor.url}  (log {predictor.log_path})")
-        console.print(f"[green]transformer[/] {transformer.url}  (log "
-                      f"{transformer.log_path})")
+        challenger=challenger, challenger_port=settings.challenger_http_port,
+    ) as servers:
+        transformer = servers[1]
+        for proc in servers:
+            console.print(f"[green]{proc.name:<11}[/] {proc.url}  (log {proc.log_path})")
         if smoke:
             answers = smoke_requests(transformer.url, settings.model_name)
             print_json(answers)
@@ -252,7 +257,7 @@ def serve(
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
             while not stop.wait(1.0):
-                for proc in (predictor, transformer):
+                for proc in servers:
                     if proc.proc is not None and proc.proc.poll() is not None:
                         console.print(f"[red]{proc.name} exited[/]; see {proc.log_path}")
                         stop.set()

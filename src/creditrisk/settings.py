@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     transformer_grpc_port: int = 8081
     predictor_http_port: int = 8085
     predictor_grpc_port: int = 8086
+    challenger_http_port: int = 8087  # the challenger's predictor (shadow scoring), if any
+    challenger_grpc_port: int = 8088
     mlflow_port: int = 5000
     s3_port: int = 9000  # the local stack's S3 endpoint (moto's server standing in for MinIO)
     prometheus_port: int = 9090
@@ -111,6 +113,15 @@ class Settings(BaseSettings):
         description="Largest request body the servers accept (413 past it, before reading).",
     )
     predictor_timeout_s: float = Field(default=2.0, gt=0)
+    challenger_host: str | None = Field(
+        default=None,
+        description="host:port (or URL) of a challenger predictor: every answered batch is "
+                    "also scored there in shadow (never returned); unset: off.")
+    shadow_timeout_s: float = Field(
+        default=0.5, gt=0, description="Bound on each shadow call to the challenger.")
+    shadow_queue_size: int = Field(
+        default=256, ge=1,
+        description="Batches waiting for the challenger at most; past it: dropped, counted.")
     prediction_log_uri: str | None = Field(
         default=None,
         description="Directory or s3:// prefix for the prediction log; default under `home`.",

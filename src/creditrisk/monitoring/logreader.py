@@ -12,6 +12,12 @@ never a traceback. An optional field a line lacks is None; unknown fields are ig
 
 The key of a scored record is (``request_id``, ``record``): the request's id and the
 record's position in its request; delayed labels join on it.
+
+Shadow scoring (:mod:`creditrisk.serve.shadow`) writes the challenger's score as a
+*follow-up* line: the champion's record repeated with the ``challenger`` field, same key
+and timestamp. The reader merges each follow-up into the champion's line of its key, so
+the frame has one row per record with both scores (``LogRead.merged`` counts them); a
+follow-up whose champion line it did not read stays a row of its own.
 """
 
 from __future__ import annotations
@@ -69,6 +75,8 @@ class LogRead:
     malformed_count: int = 0
     malformed: list[Malformed] = field(default_factory=list)
     seconds: float = 0.0
+    #: Shadow follow-up lines merged into their champion's row.
+    merged: int = 0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -77,6 +85,7 @@ class LogRead:
             "lines": self.lines,
             "records": len(self.frame),
             "outside_window": self.outside_window,
+            "merged_shadow_lines": self.merged,
             "malformed": self.malformed_count,
             "malformed_lines": [
                 {"file": m.file, "line": m.line, "reason": m.reason} for m in self.malformed
@@ -218,8 +227,9 @@ def _read(files: list[str], result: LogRead, *, max_listed: int, parse_time: boo
             where.append((fi, ln))
     if rows:
         frame = pd.DataFrame.from_records(rows, columns=COLUMNS)
-        result.frame = _validated(frame, np.asarray(where, dtype=np.int64), bad,
-                                  parse_time=parse_time)
+        frame = _validated(frame, np.asarray(where, dtype=np.int64), bad,
+                           parse_time=parse_time)
+        result.frame, result.merged = _merge_follow_ups(frame)
     else:
         result.frame = pd.DataFrame(columns=COLUMNS)
     return result
@@ -302,6 +312,35 @@ def _validated(frame: pd.DataFrame, where: np.ndarray, bad: Callable[[int, int, 
         if f.kind is Kind.INTEGER:
             frame[f.name] = frame[f.name].astype(np.int64)
     return frame
+
+
+def _merge_follow_ups(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Move the ``challenger`` value of each shadow follow-up line onto the champion's
+    line of the same key and drop the follow-up (see the module docstring); the frame
+    and how many lines were merged."""
+    shadow = frame[schema.CHALLENGER].notna().to_numpy(dtype=bool)
+    if not shadow.any() or shadow.all():
+        return frame, 0
+    frame = frame.reset_index(drop=True)
+    key = list(KEY)
+    rows = frame.loc[:, key]
+    rows["_row"] = np.arange(len(frame))
+    champions = rows.loc[~shadow].drop_duplicates(key, keep="first")
+    follow_ups = rows.loc[shadow].drop_duplicates(key, keep="last")
+    pairs = champions.merge(follow_ups, on=key, suffixes=("", "_shadow"))
+    if pairs.empty:
+        return frame, 0
+    values = frame[schema.CHALLENGER].to_numpy(dtype=object, copy=True)
+    target = pairs["_row"].to_numpy()
+    source = pairs["_row_shadow"].to_numpy()
+    values[target] = values[source]
+    frame[schema.CHALLENGER] = values
+    # drop every follow-up of a key that has a champion line (merged or a duplicate)
+    keyed = pd.MultiIndex.from_frame(rows.loc[shadow, key]).isin(
+        pd.MultiIndex.from_frame(champions[key]))
+    drop = np.zeros(len(frame), dtype=bool)
+    drop[np.flatnonzero(shadow)[keyed]] = True
+    return frame.loc[~drop].reset_index(drop=True), int(drop.sum())
 
 
 def read_data_file(location: str) -> pd.DataFrame:

@@ -73,6 +73,8 @@ def serving_names() -> dict[str, str]:
         "predictor_errors": f"{m.PREDICTOR_ERRORS._name}_total",
         "probability": f"{m.PREFIX}_predicted_probability",
         "decisions": f"{m.PREFIX}_decisions_total",
+        "shadow_requests": f"{m.SHADOW_REQUESTS._name}_total",
+        "challenger_probability": f"{m.PREFIX}_challenger_predicted_probability",
         "preprocess_seconds": PRE_HIST_TIME._name,
         "predict_seconds": PREDICT_HIST_TIME._name,
         "postprocess_seconds": POST_HIST_TIME._name,

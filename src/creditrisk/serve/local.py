@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,15 +134,46 @@ def predictor_process(model: str | Path | None, *, workdir: Path, home: Path | N
                           base_env=base_env)
 
 
+def challenger_process(model: str | Path, *, workdir: Path, home: Path | None = None,
+                       http_port: int | None = None, grpc_port: int | None = None,
+                       env: Mapping[str, str] | None = None,
+                       base_env: Mapping[str, str] | None = None) -> ServerProcess:
+    """A second predictor serving the challenger ``model``: a model directory, a
+    registry URI, an alias (``@challenger``) or a version number (``7``)."""
+    proc = predictor_process(challenger_model(model), workdir=workdir, home=home,
+                             http_port=http_port, grpc_port=grpc_port, env=env,
+                             base_env=base_env)
+    proc.name = "challenger"
+    proc.log_path = workdir / f"challenger-{proc.http_port}.log"
+    return proc
+
+
+def challenger_model(model: str | Path) -> str:
+    """``@alias`` and a version number as registry URIs of the served model's name;
+    a directory or a URI unchanged."""
+    from creditrisk.settings import get_settings, registry_uri
+
+    text = str(model)
+    if text.startswith("@"):
+        return registry_uri(get_settings().model_name, alias=text[1:])
+    if text.isdigit() and not Path(text).is_dir():
+        return get_settings().version_uri(text)
+    return text
+
+
 def transformer_process(predictor: ServerProcess, *, workdir: Path, home: Path | None = None,
                         protocol: str = "v2", prediction_log: str | Path | None = None,
                         http_port: int | None = None, grpc_port: int | None = None,
                         args: Sequence[str] = (), env: Mapping[str, str] | None = None,
-                        base_env: Mapping[str, str] | None = None) -> ServerProcess:
-    """The transformer in front of ``predictor`` (REST v2, or gRPC v2)."""
+                        base_env: Mapping[str, str] | None = None,
+                        challenger: ServerProcess | None = None) -> ServerProcess:
+    """The transformer in front of ``predictor`` (REST v2, or gRPC v2); with
+    ``challenger``, shadow-scoring every answered batch on it (REST v2)."""
     target = predictor.grpc_port if protocol == "grpc-v2" else predictor.http_port
     cmd = [sys.executable, "-m", "serving.transformer",
            "--predictor_host", f"127.0.0.1:{target}", "--predictor_protocol", protocol]
+    if challenger is not None:
+        cmd += ["--challenger_host", f"127.0.0.1:{challenger.http_port}"]
     extra: dict[str, str] = {}
     if prediction_log is not None:
         cmd += ["--prediction_log", str(prediction_log)]
@@ -155,22 +186,27 @@ def transformer_process(predictor: ServerProcess, *, workdir: Path, home: Path |
 @contextmanager
 def local_stack(model: str | Path | None, *, workdir: Path,
                 transformer_port: int | None = None, predictor_port: int | None = None,
-                protocol: str = "v2", prediction_log: str | Path | None = None
-                ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    """Predictor and transformer as processes; both stopped cleanly on exit."""
-    predictor = predictor_process(model, workdir=workdir, http_port=predictor_port)
-    predictor.start()
-    try:
+                protocol: str = "v2", prediction_log: str | Path | None = None,
+                challenger: str | Path | None = None, challenger_port: int | None = None
+                ) -> Iterator[tuple[ServerProcess, ...]]:
+    """Predictor and transformer as processes (and the challenger's predictor, third,
+    when ``challenger`` names a model); all stopped cleanly on exit."""
+    with ExitStack() as started:
+        predictor = predictor_process(model, workdir=workdir, http_port=predictor_port)
+        started.callback(predictor.stop)
+        predictor.start()
+        shadow = None
+        if challenger is not None:
+            shadow = challenger_process(challenger, workdir=workdir,
+                                        http_port=challenger_port)
+            started.callback(shadow.stop)
+            shadow.start()
         transformer = transformer_process(predictor, workdir=workdir, protocol=protocol,
                                           http_port=transformer_port,
-                                          prediction_log=prediction_log)
+                                          prediction_log=prediction_log, challenger=shadow)
+        started.callback(transformer.stop)
         transformer.start()
-        try:
-            yield predictor, transformer
-        finally:
-            transformer.stop()
-    finally:
-        predictor.stop()
+        yield (predictor, transformer) if shadow is None else (predictor, transformer, shadow)
 
 
 def smoke_requests(transformer_url: str, model_name: str) -> dict[str, object]:

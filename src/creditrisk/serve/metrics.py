@@ -66,6 +66,16 @@ PREDICTOR_ERRORS = Counter(
     "Calls from the transformer to the predictor that failed, by reason.",
     ["reason"],
 )
+#: Outcomes of :data:`SHADOW_REQUESTS` (a bounded label set).
+SHADOW_OUTCOMES = ("ok", "dropped_queue_full", "timeout", "error", "bad_answer",
+                   "log_failed")
+SHADOW_REQUESTS = Counter(
+    f"{PREFIX}_shadow_requests",
+    "Batches sent (or not) to the challenger predictor in shadow, by outcome: ok, "
+    "dropped_queue_full, timeout, error (unreachable, an error status), bad_answer, "
+    "log_failed (scored, but its log record not written).",
+    ["outcome"],
+)
 
 #: Placeholders used as ``field`` label for what is not a contract field.
 OTHER_FIELDS = ("<unknown>", "<record>", "<body>", "<header>", "instances", "inputs", "id",
@@ -105,7 +115,10 @@ def set_model_info(model_name: str, model_version: str) -> None:
 class ScoreCollector(Collector):
     """Predicted-probability histogram and decisions by outcome, aggregated with numpy."""
 
-    def __init__(self, buckets: tuple[float, ...] = PROBABILITY_BUCKETS) -> None:
+    def __init__(self, buckets: tuple[float, ...] = PROBABILITY_BUCKETS, *,
+                 name: str = "predicted_probability", decisions_name: str = "decisions",
+                 whose: str = "scored records") -> None:
+        self._names = (f"{PREFIX}_{name}", f"{PREFIX}_{decisions_name}", whose)
         self._lock = threading.Lock()
         self._uppers = np.asarray(buckets, dtype=np.float64)
         if self._uppers[-1] < 1.0:
@@ -144,17 +157,14 @@ class ScoreCollector(Collector):
             counts = np.cumsum(self._counts)
             total = self._sum
             decisions = dict(self._decisions)
-        h = HistogramMetricFamily(
-            f"{PREFIX}_predicted_probability",
-            "Predicted default probabilities of scored records.",
-        )
+        name, decisions_name, whose = self._names
+        h = HistogramMetricFamily(name, f"Predicted default probabilities of {whose}.")
         buckets = [(f"{u:g}", int(c)) for u, c in zip(self._uppers, counts[:-1], strict=True)]
         buckets.append(("+Inf", int(counts[-1])))
         h.add_metric([], buckets, total)
         yield h
-        c = CounterMetricFamily(
-            f"{PREFIX}_decisions", "Scored records by decision outcome.", labels=["decision"]
-        )
+        c = CounterMetricFamily(decisions_name, f"Decisions of {whose} by outcome.",
+                                labels=["decision"])
         for d, n in sorted(decisions.items()):
             c.add_metric([d], n)
         yield c
@@ -191,3 +201,19 @@ def score_collector() -> ScoreCollector:
         _score_collector = ScoreCollector()
         REGISTRY.register(_score_collector)
     return _score_collector
+
+
+_challenger_collector: ScoreCollector | None = None
+
+
+def challenger_collector() -> ScoreCollector:
+    """The challenger's probability histogram and decisions in shadow
+    (``creditrisk_challenger_predicted_probability``, ``creditrisk_challenger_decisions``),
+    registered on first use."""
+    global _challenger_collector
+    if _challenger_collector is None:
+        _challenger_collector = ScoreCollector(
+            name="challenger_predicted_probability", decisions_name="challenger_decisions",
+            whose="records the challenger scored in shadow")
+        REGISTRY.register(_challenger_collector)
+    return _challenger_collector

@@ -50,6 +50,7 @@ from creditrisk.serve.protocol import (
     parse_v2,
     reject,
 )
+from creditrisk.serve.shadow import ShadowScorer, shadow_scorer
 from creditrisk.settings import get_settings
 from creditrisk.validation import Rule
 
@@ -71,10 +72,13 @@ _current: ContextVar[_Request | None] = ContextVar("creditrisk_request", default
 
 class CreditTransformer(kserve.Model):
     def __init__(self, name: str, *, max_batch_size: int | None = None,
-                 prediction_log: PredictionLog | None = None) -> None:
+                 prediction_log: PredictionLog | None = None,
+                 shadow: ShadowScorer | None = None) -> None:
         super().__init__(name)
         self.max_batch_size = max_batch_size or get_settings().max_batch_size
         self.prediction_log = prediction_log
+        #: The challenger, scoring every answered batch in shadow (serve/shadow.py).
+        self.shadow = shadow
         self._served: dict[str, tuple[ServedModel, ModelMetadata]] = {}
         self.ready = True
 
@@ -153,9 +157,9 @@ class CreditTransformer(kserve.Model):
         metrics.score_collector().observe(p, decision)
         if req.explain:
             return self._explained(req, result, served, p, decision, band)
-        if self.prediction_log is not None:
-            self.prediction_log.submit(Batch(req.request_id, time.time(), served.model_name,
-                                             served.model_version, req.X, p, decision, band))
+        if self.prediction_log is not None or self.shadow is not None:
+            self._record(Batch(req.request_id, time.time(), served.model_name,
+                               served.model_version, req.X, p, decision, band))
         if req.protocol == "v1":
             name, version, rid = served.model_name, served.model_version, req.request_id
             probs = p.tolist()
@@ -188,8 +192,8 @@ class CreditTransformer(kserve.Model):
         contrib = np.asarray(contrib_out.as_numpy(), dtype=np.float64).reshape(n, -1)
         declined = [d == DECLINE for d in decision]
         reasons, per_field = explanations(contrib, declined, all_records=req.all_reasons)
-        if self.prediction_log is not None:
-            self.prediction_log.submit(Batch(
+        if self.prediction_log is not None or self.shadow is not None:
+            self._record(Batch(
                 req.request_id, time.time(), served.model_name, served.model_version, req.X,
                 p, decision, band, extra={REASONS: logged_reasons(reasons, declined)}))
         if req.protocol == "v2":
@@ -213,6 +217,14 @@ class CreditTransformer(kserve.Model):
              "model_name": served.model_name, "model_version": served.model_version,
              "request_id": req.request_id}
             for i in range(n)]}
+
+    def _record(self, batch: Batch) -> None:
+        """The answered batch to the prediction log, then to the challenger in shadow
+        (queued, never awaited: see :mod:`creditrisk.serve.shadow`)."""
+        if self.prediction_log is not None:
+            self.prediction_log.submit(batch)
+        if self.shadow is not None:
+            self.shadow.submit(batch)
 
     def _served_model(self, result: InferResponse) -> tuple[ServedModel, ModelMetadata]:
         params = result.parameters
@@ -256,7 +268,8 @@ def main(args: argparse.Namespace) -> None:
     if args.prediction_log != "off":
         plog = PredictionLog(args.prediction_log or settings.prediction_log_location)
     model = CreditTransformer(args.model_name, max_batch_size=args.max_batch_size,
-                              prediction_log=plog)
+                              prediction_log=plog,
+                              shadow=shadow_scorer(args.challenger_host, args.model_name, plog))
     if args.predictor_protocol == "v2" and _kserve_compat.fast_path_supported():
         from creditrisk.serve.client import ClientConfigError, PooledRESTClient
 

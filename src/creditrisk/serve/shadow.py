@@ -1,0 +1,200 @@
+"""Shadow scoring: every batch the champion answered is also sent to a challenger
+predictor, whose answer never reaches the client.
+
+The transformer calls :meth:`ShadowScorer.submit` once the champion's answer is computed.
+``submit`` only puts the batch on a bounded queue (``put_nowait``; a full queue drops it)
+and returns; a few background tasks on the server's event loop take batches off the
+queue and call the challenger with their own HTTP client (:class:`PooledRESTClient`, a
+short timeout, no retries). Nothing on the request path awaits the challenger, so a
+challenger that is down, slow or wrong changes no answer and no status: its failures are
+counted in ``creditrisk_shadow_requests_total{outcome}`` (``ok``, ``dropped_queue_full``,
+``timeout``, ``error``, ``bad_answer``, ``log_failed``) and nothing else.
+
+The prediction log (the follow-up record)
+-----------------------------------------
+The champion's record is written before the answer leaves; the challenger answers
+later. The shadow task therefore writes a *follow-up record* for each record it scored:
+a complete line of the same schema with the same key (``request_id``, ``record``), the
+same ``timestamp`` and the champion's fields repeated, plus the ``challenger`` field
+``{"version", "probability", "decision"}``. Every line stays valid under
+``SCHEMA_VERSION`` 1; :func:`creditrisk.monitoring.logreader.read_log` merges a
+follow-up into the champion's line of the same key, so a reader sees one row per
+record with both scores (a follow-up whose champion line is missing stays a row of its
+own). A follow-up that cannot be written is counted (``log_failed``) and never refuses
+anything, whatever ``prediction_log_on_write_failure`` says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import numpy as np
+from kserve.protocol.infer_type import (
+    InferInput,
+    InferRequest,
+    InferResponse,
+    to_http_parameters,
+)
+
+from creditrisk.model import ModelMetadata
+from creditrisk.scoring import decisions
+from creditrisk.serve import metrics
+from creditrisk.serve.client import PooledRESTClient, PredictorUnavailable
+from creditrisk.serve.predlog import Batch, PredictionLog
+from creditrisk.serve.predlog.schema import CHALLENGER
+from creditrisk.serve.protocol import (
+    MATRIX_INPUT,
+    MODEL_PARAMETER,
+    N_FEATURES,
+    PROBABILITY_OUTPUT,
+    ServedModel,
+)
+
+log = logging.getLogger("creditrisk.serve.shadow")
+
+
+class BadAnswer(Exception):
+    """The challenger answered, but not with one probability in [0, 1] per record."""
+
+
+class ShadowScorer:
+    """Fire-and-forget scoring of answered batches by the challenger at ``host``
+    (``host:port`` or a URL). ``queue_size`` batches wait at most; ``workers`` calls
+    run at once, each bounded by ``timeout_s``."""
+
+    def __init__(self, host: str, model_name: str, *, timeout_s: float,
+                 queue_size: int = 256, workers: int = 2,
+                 prediction_log: PredictionLog | None = None,
+                 client: Any = None) -> None:
+        self.base_url = host if "://" in host else f"http://{host}"
+        self.model_name = model_name
+        self.timeout_s = timeout_s
+        self.queue_size = queue_size
+        self.workers = workers
+        self.prediction_log = prediction_log
+        self.client = client or PooledRESTClient(timeout_s, retries=0)
+        self._queue: asyncio.Queue[Batch] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._served: dict[str, tuple[ServedModel, ModelMetadata]] = {}
+        self._outcomes = {o: metrics.SHADOW_REQUESTS.labels(outcome=o)
+                          for o in metrics.SHADOW_OUTCOMES}
+
+    # --- the request path: never blocks, never raises -------------------------------------
+    def submit(self, batch: Batch) -> None:
+        """Queue ``batch`` (the champion's answered records) for the challenger."""
+        try:
+            queue = self._queue if self._queue is not None else self._start()
+            queue.put_nowait(batch)
+        except asyncio.QueueFull:
+            self._outcomes["dropped_queue_full"].inc()
+        except Exception:  # no running loop, or anything unforeseen: never the answer's
+            log.exception("shadow: cannot queue a batch")
+            self._outcomes["error"].inc()
+
+    def _start(self) -> asyncio.Queue[Batch]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Batch] = asyncio.Queue(self.queue_size)
+        self._tasks = [loop.create_task(self._work(queue)) for _ in range(self.workers)]
+        self._queue = queue
+        return queue
+
+    # --- the background tasks -----------------------------------------------------------
+    async def _work(self, queue: asyncio.Queue[Batch]) -> None:
+        while True:
+            batch = await queue.get()
+            try:
+                await self._score(batch)
+            except Exception:
+                log.exception("shadow: unexpected failure")
+                self._outcomes["error"].inc()
+
+    async def _score(self, batch: Batch) -> None:
+        """Score one batch with the challenger, count the outcome, log the follow-up."""
+        try:
+            call = self.client.infer(self.base_url, _request(batch, self.model_name),
+                                     model_name=self.model_name)
+            result = await asyncio.wait_for(call, self.timeout_s)
+            p, served, meta = self._read(result, len(batch.probability))
+        except TimeoutError:
+            self._outcomes["timeout"].inc()
+            return
+        except PredictorUnavailable as exc:
+            self._outcomes["timeout" if exc.reason == "timeout" else "error"].inc()
+            return
+        except BadAnswer as exc:
+            log.warning("shadow: the challenger's answer is unusable: %s", exc)
+            self._outcomes["bad_answer"].inc()
+            return
+        decision, _ = decisions(p, meta)
+        metrics.challenger_collector().observe(p, decision)
+        self._outcomes["ok"].inc()
+        if self.prediction_log is not None and not self._log(batch, served, p, decision):
+            self._outcomes["log_failed"].inc()
+
+    def _read(self, result: Any, n: int) -> tuple[np.ndarray, ServedModel, ModelMetadata]:
+        if not isinstance(result, InferResponse):
+            raise BadAnswer(f"not an inference response ({type(result).__name__})")
+        out = result.get_output_by_name(PROBABILITY_OUTPUT)
+        params = result.parameters
+        if params is not None and not isinstance(params, dict):
+            params = to_http_parameters(params)
+        text = (params or {}).get(MODEL_PARAMETER)
+        if out is None or not isinstance(text, str):
+            raise BadAnswer("no probability output or no model parameter")
+        try:
+            p = np.asarray(out.as_numpy(), dtype=np.float64).reshape(-1)
+            hit = self._served.get(text)
+            if hit is None:
+                served = ServedModel.decode(text)
+                hit = self._served[text] = (served, served.metadata())
+        except Exception as exc:
+            raise BadAnswer(f"{type(exc).__name__}: {exc}") from None
+        if len(p) != n or not np.all((p >= 0) & (p <= 1)):
+            raise BadAnswer(f"{len(p)} probabilities for {n} record(s), or one outside "
+                            "[0, 1]")
+        return p, hit[0], hit[1]
+
+    def _log(self, batch: Batch, served: ServedModel, p: np.ndarray,
+             decision: list[str]) -> bool:
+        """The follow-up records (see the module docstring); False when not written."""
+        version = served.model_version
+        shadow = [{"version": version, "probability": float(q), "decision": d}
+                  for q, d in zip(p.tolist(), decision, strict=True)]
+        follow_up = Batch(batch.request_id, batch.timestamp, batch.model_name,
+                          batch.model_version, batch.X, batch.probability, batch.decision,
+                          batch.risk_band, extra={CHALLENGER: shadow})
+        try:
+            return self.prediction_log is not None and self.prediction_log.submit(follow_up)
+        except Exception:  # LogWriteRefused under "refuse": the answer has long left
+            return False
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._tasks = []
+        await self.client.close()
+
+
+def shadow_scorer(host: str | None, model_name: str,
+                  prediction_log: PredictionLog | None) -> ShadowScorer | None:
+    """The transformer's shadow scorer: on the challenger at ``host`` (else the
+    ``challenger_host`` setting); None when neither names one (shadow scoring off)."""
+    from creditrisk.settings import get_settings
+
+    s = get_settings()
+    host = host or s.challenger_host
+    if not host:
+        return None
+    return ShadowScorer(host, model_name, timeout_s=s.shadow_timeout_s,
+                        queue_size=s.shadow_queue_size, prediction_log=prediction_log)
+
+
+def _request(batch: Batch, model_name: str) -> InferRequest:
+    """The champion's validated matrix as the predictor's binary v2 request."""
+    raw = np.ascontiguousarray(batch.X, dtype="<f8").tobytes()
+    inp = InferInput(MATRIX_INPUT, [batch.X.shape[0], N_FEATURES], "FP64",
+                     parameters={"binary_data_size": len(raw)})
+    return InferRequest(model_name=model_name, infer_inputs=[inp], request_id=batch.request_id,
+                        raw_inputs=[raw], parameters={"binary_data_output": True})

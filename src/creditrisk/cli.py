@@ -284,20 +284,34 @@ def model_promote(
     assignments: Annotated[list[str] | None, typer.Option(
         "--set", help="Override a config value, e.g. --set gate.roc_auc.threshold=0.78 "
         "(repeatable).")] = None,
+    evidence: Annotated[Path | None, typer.Option(
+        "--evidence", help="Directory holding challenger.json (`creditrisk monitor "
+        "challenger --out DIR`): judge on live shadow-scored evidence too "
+        "(`gate_evidence` section).")] = None,
 ) -> None:
-    """Gate a candidate against @champion on the same test set; promote if it passes.
+    """Gate a candidate against @champion on the same test set (and on live evidence
+    with --evidence); promote if it passes.
 
-    Exit 0 with the verdict (promoted or not); exit 2 when the registry cannot be asked
-    (a candidate is never judged on the floors alone because the registry was down).
+    Exit 0 with the verdict (promoted or not; too little evidence: what is missing,
+    nothing moved); exit 2 when the registry cannot be asked (a candidate is never
+    judged on the floors alone because the registry was down).
     """
     from creditrisk.config import load_config, parse_assignments
     from creditrisk.data import load_dataset
+    from creditrisk.evidence import read_evidence
     from creditrisk.registry import promote
 
     cfg = load_config(config, parse_assignments(assignments))
     frame = load_dataset(test_data) if test_data else None
-    decision = promote(version=version, gate=cfg.gate, test_data=frame, dry_run=dry_run)
+    live = read_evidence(evidence) if evidence is not None else None
+    decision = promote(version=version, gate=cfg.gate, test_data=frame, dry_run=dry_run,
+                       evidence=live, evidence_config=cfg.gate_evidence)
     print_json(decision.as_dict())
+    missing = (decision.evidence or {}).get("missing")
+    if missing:
+        console.print(f"[yellow]not promoted, nothing moved: too little live evidence[/] "
+                      f"for version {version}: {'; '.join(missing)}")
+        return
     if dry_run:
         verdict = "[green]would be promoted[/]" if decision.passed else "[yellow]would not " \
             "be promoted[/]"

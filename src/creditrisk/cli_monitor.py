@@ -1,5 +1,5 @@
-"""`creditrisk monitor ...`: the drift and live-performance jobs, and the Grafana
-dashboards. Mounted by :mod:`creditrisk.cli` as the ``monitor`` sub-command.
+"""`creditrisk monitor ...`: the drift, live-performance and champion/challenger jobs,
+and the Grafana dashboards. Mounted by :mod:`creditrisk.cli` as the ``monitor`` sub-command.
 
 Each command parses its options and calls :mod:`creditrisk.monitoring`. Exit codes:
 0 the job ran (drift or not), 3 too few rows or an empty window, 2 a user error.
@@ -122,6 +122,36 @@ def performance(
     outcome = performance_job(log=log, labels=labels, out=out, since=since, until=until,
                               pushgateway=pushgateway, config=cfg.monitoring,
                               risk_bands=[b.model_dump() for b in cfg.risk_bands])
+    _finish(outcome)
+
+
+@monitor_app.command("challenger")
+@user_errors
+def challenger(
+    log: Annotated[str, typer.Option(
+        "--log", help="Prediction-log location (directory or s3:// prefix) holding "
+        "shadow-scored records (the `challenger` field).")],
+    out: OutOpt,
+    labels: Annotated[str | None, typer.Option(
+        "--labels", help="Delayed labels (as for `monitor performance`): both models' "
+        "ROC AUC, Brier, ... on the same labelled records.")] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    pushgateway: PushOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Champion against challenger on shadow-scored records: decision agreement, swap-in
+    / swap-out by risk band, score correlation, PSI of the challenger's scores on the
+    champion's; with labels both models' metrics on the same records:
+    OUT/challenger.json and OUT/challenger.html (the evidence of
+    `creditrisk model promote N --evidence OUT`)."""
+    from creditrisk.config import load_config
+    from creditrisk.monitoring.jobs import challenger_job
+
+    cfg = load_config(config)
+    outcome = challenger_job(log=log, labels=labels, out=out, since=since, until=until,
+                             pushgateway=pushgateway, config=cfg.monitoring,
+                             risk_bands=[b.model_dump() for b in cfg.risk_bands])
     _finish(outcome)
 
 

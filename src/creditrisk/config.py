@@ -233,6 +233,19 @@ class GateConfig(RootModel[dict[Annotated[str, AfterValidator(_evaluation_metric
         return t
 
 
+class GateEvidenceConfig(_Strict):
+    """Live evidence the gate asks for (``creditrisk model promote N --evidence DIR``,
+    DIR holding the ``challenger.json`` of ``creditrisk monitor challenger``): enough
+    records shadow-scored by the candidate, enough of them labelled, and the candidate's
+    ROC AUC on those labelled records no more than ``max_roc_auc_loss`` below the
+    champion's on the same records. ``required``: refuse a promotion without evidence."""
+
+    required: bool = False
+    min_shadow_records: int = Field(1000, ge=1)
+    min_labelled_records: int = Field(500, ge=1)
+    max_roc_auc_loss: float = Field(0.005, ge=0, le=1)
+
+
 class ReferenceConfig(_Strict):
     """The reference sample logged with every registered model (drift monitoring's
     baseline): the training split, or a stratified sample of at most ``max_rows``."""
@@ -256,6 +269,7 @@ class TrainConfig(_Strict):
         RiskBand(name="very_high", upper=1.0),
     ]
     gate: GateConfig = GateConfig()
+    gate_evidence: GateEvidenceConfig = GateEvidenceConfig()
     reference: ReferenceConfig = ReferenceConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
 

@@ -256,14 +256,16 @@ def gate_decision(action: str, verdict: dict[str, Any],
                   versions: dict[str, str | None]) -> Decision:
     """A record of the gate's ``verdict`` (a ``registry.GateDecision`` as a mapping):
     both models' metrics on the one test set, the checks, the gate applied (and its
-    digest), the reasons."""
+    digest), the reasons; the live evidence judged (``evidence.live``: its figures,
+    checks, source file and the ``gate_evidence`` applied), when there was some."""
     return Decision(
         action=action, versions=versions,
         metrics={"candidate": verdict.get("candidate_metrics"),
                  "champion": verdict.get("champion_metrics")},
         evidence={"test_rows": verdict.get("test_rows"), "checks": verdict.get("checks"),
                   "judged_against": verdict.get("champion_version"),
-                  "gate": verdict.get("gate")},
+                  "gate": verdict.get("gate"),
+                  **({"live": verdict["evidence"]} if verdict.get("evidence") else {})},
         verdict="passed" if verdict.get("passed") else "failed",
         reasons=[str(r) for r in verdict.get("reasons", [])],
         config_sha256=config_digest(verdict.get("gate")))

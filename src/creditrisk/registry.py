@@ -23,7 +23,7 @@ import pandas as pd
 
 from creditrisk import decisions
 from creditrisk import metric_names as mn
-from creditrisk.config import GateConfig, MetricThreshold
+from creditrisk.config import GateConfig, GateEvidenceConfig, MetricThreshold
 from creditrisk.contract import FEATURE_NAMES, TARGET
 from creditrisk.errors import RegistryError
 from creditrisk.evaluation import classification_metrics
@@ -358,6 +358,9 @@ class GateDecision:
     gate: dict[str, Any] = field(default_factory=dict)
     test_rows: int = 0
     promoted: bool = False
+    #: The live evidence judged (:class:`creditrisk.evidence.EvidenceVerdict` as a
+    #: mapping), None when the gate was not given any.
+    evidence: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -460,25 +463,54 @@ def promote(
     gate: GateConfig,
     test_data: pd.DataFrame | None = None,
     dry_run: bool = False,
+    evidence: dict[str, Any] | None = None,
+    evidence_config: GateEvidenceConfig | None = None,
 ) -> GateDecision:
-    """Judge candidate ``version`` against the current champion on the same test set,
-    record the verdict and move ``@champion`` to the candidate if it passed.
+    """Judge candidate ``version`` against the current champion on the same test set
+    (and on the live ``evidence``, a challenger report, when given or required by
+    ``evidence_config``), record the verdict and move ``@champion`` to the candidate if
+    it passed.
 
     The test set defaults to the candidate run's own held-out split. With ``dry_run``
-    nothing is written to the registry (no tag, no alias).
+    nothing is written to the registry (no tag, no alias). With too little evidence the
+    decision says what is missing and nothing is written or moved.
     """
     check_tracking_server()
     version = str(version)
     test = test_data if test_data is not None else _test_split(version)
     candidate = load_model(get_settings().version_uri(version))
     decision = judge_candidate(candidate=candidate, test=test, gate=gate, version=version)
-    if dry_run:
+    sufficient = _judge_evidence(decision, evidence, evidence_config or GateEvidenceConfig())
+    if dry_run or not sufficient:
         return decision
     record_verdict(version, decision)
     if decision.passed:
         set_champion(version, previous=decision.champion_version, decision=decision)
         decision.promoted = True
     return decision
+
+
+def _judge_evidence(decision: GateDecision, evidence: dict[str, Any] | None,
+                    cfg: GateEvidenceConfig) -> bool:
+    """Add the live evidence's verdict to ``decision``; False when there is too little
+    of it (or none, when ``cfg.required``): then the decision is not to be recorded."""
+    from creditrisk.evidence import EvidenceVerdict, judge_evidence
+
+    if evidence is None:
+        if not cfg.required:
+            return True
+        verdict = EvidenceVerdict(passed=False, missing=[
+            "live evidence: gate_evidence.required is set; pass --evidence DIR (the "
+            "output of `creditrisk monitor challenger`)"])
+        verdict.reasons = [f"MISSING: {verdict.missing[0]}"]
+    else:
+        verdict = judge_evidence(evidence, cfg, candidate=str(decision.candidate_version),
+                                 champion=decision.champion_version)
+    decision.evidence = {**verdict.as_dict(), "config": cfg.model_dump()}
+    decision.checks.update({f"{k} (live evidence)": ok for k, ok in verdict.checks.items()})
+    decision.reasons = [*decision.reasons, *verdict.reasons]
+    decision.passed = decision.passed and verdict.passed
+    return verdict.sufficient
 
 
 def _history(tags: dict[str, str] | None = None) -> list[tuple[str | None, str]]:

@@ -150,6 +150,16 @@ def freeze_bins(reference: pd.DataFrame, probabilities: np.ndarray | None = None
             "empty_bin_share": EMPTY_BIN_SHARE, "columns": columns}
 
 
+def score_bins(scores: np.ndarray) -> dict[str, Any]:
+    """Bins frozen on ``scores`` alone (the score's rule: deciles, duplicate edges
+    merged) with their shares: what two models' scores of the same records are compared
+    on (the champion's scores freeze them, the challenger's are binned with them)."""
+    values = np.asarray(scores, dtype=np.float64)
+    spec = _quantile_spec(values)
+    spec["reference_shares"] = [float(s) for s in shares(spec, values)]
+    return spec
+
+
 def column_psi(bins: Mapping[str, Any], name: str, frame: pd.DataFrame) -> float:
     spec = bins["columns"][name]
     return psi(spec["reference_shares"], shares(spec, _column_values(name, frame)))

@@ -15,7 +15,7 @@ SHELLS = frozenset({"pipelines", "components", "serving"})
 
 #: The creditrisk CLI is a shell that lives in the core's package (architecture.md, the
 #: "shells" row: ``cli*.py``): it resolves pipeline names with the ``pipelines`` package.
-CLI_SHELLS = {"cli_pipeline.py": {"pipelines"}}
+CLI_SHELLS = {"cli_pipeline.py": {"pipelines"}, "cli_monitor.py": {"pipelines"}}
 
 pytestmark = pytest.mark.unit
 

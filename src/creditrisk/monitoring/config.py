@@ -126,8 +126,23 @@ class StabilityConfig(_Strict):
         return StabilityBands(watch=self.watch, shift=self.shift)
 
 
+class ChallengerConfig(_Strict):
+    """The champion/challenger evidence job (``creditrisk monitor challenger``)."""
+
+    #: Fewer records scored by both models in the window: exit 3, nothing pushed.
+    min_records: int = Field(500, ge=1)
+    #: Default window of the prediction log for the challenger job.
+    window: str = "7d"
+
+    @field_validator("window")
+    @classmethod
+    def _span(cls, v: str) -> str:
+        return _checked_span(v)
+
+
 class MonitoringConfig(_Strict):
     drift: DriftConfig = DriftConfig()
     performance: PerformanceConfig = PerformanceConfig()
     retrain: RetrainConfig = RetrainConfig()
     stability: StabilityConfig = StabilityConfig()
+    challenger: ChallengerConfig = ChallengerConfig()

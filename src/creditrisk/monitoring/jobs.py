@@ -1,5 +1,5 @@
-"""The two monitoring jobs as library calls: :func:`drift_job` and
-:func:`performance_job`. The CLI (``creditrisk monitor ...``) and the CronJobs parse
+"""The monitoring jobs as library calls: :func:`drift_job`, :func:`performance_job`
+and :func:`challenger_job`. The CLI (``creditrisk monitor ...``) and the CronJobs parse
 arguments and call them; each returns a :class:`JobOutcome` with the exit code.
 
 Exit codes: 0 the job ran (a drift is a finding, not a failure); 3 too few rows or an
@@ -31,6 +31,7 @@ OK, USER_ERROR, TOO_FEW_ROWS = 0, 2, 3
 DRIFT_JSON, DRIFT_HTML, PERFORMANCE_JSON, RETRAIN_JSON = (
     "drift.json", "drift.html", "performance.json", "retrain.json")
 STABILITY_HTML = "stability.html"
+CHALLENGER_JSON, CHALLENGER_HTML = "challenger.json", "challenger.html"
 
 
 @dataclass
@@ -486,3 +487,120 @@ def _performance_messages(report: dict[str, Any], n: int) -> list[str]:
             f"{cmp['realised']['default_rate']:.4f})",
             f"back-test by band ({report['backtest']['source']}): {lights}; Gini "
             f"{report['backtest']['gini']:.4f}, KS {report['backtest']['ks']:.4f}"]
+
+
+# --------------------------------------------------------------------------------------
+# champion against challenger (shadow scoring's evidence)
+# --------------------------------------------------------------------------------------
+
+
+def challenger_samples(report: dict[str, Any]) -> list[Sample]:
+    """What the challenger job pushes (names: :mod:`creditrisk.monitoring.names`)."""
+    scores, lab = report["scores"], report["labelled"]
+    out = [Sample(names.CHALLENGER_SHADOW_RECORDS, "Records of the window scored by "
+                  "champion and challenger.", float(report["rows"]["shadow_scored"])),
+           Sample(names.CHALLENGER_LABELLED_RECORDS, "Shadow-scored records with a label.",
+                  float(lab["rows"] if lab else 0)),
+           Sample(names.CHALLENGER_AGREEMENT, "Share of shadow-scored records given the "
+                  "same decision by both models.", scores["agreement"]),
+           Sample(names.CHALLENGER_PSI, "PSI of the challenger's scores on bins frozen on "
+                  "the champion's.", scores["psi"]["psi"])]
+    if scores["correlation"]["pearson"] is not None:
+        out.append(Sample(names.CHALLENGER_CORRELATION, "Pearson correlation of the two "
+                          "models' scores.", scores["correlation"]["pearson"]))
+    for row in report["swaps"]:
+        for direction in ("swap_in", "swap_out"):
+            out.append(Sample(names.CHALLENGER_SWAPS, "Records approved by one model and "
+                              "declined by the other, by the champion's risk band.",
+                              float(row[direction]),
+                              {"band": row["band"], "direction": direction}))
+    for scorer in ("champion", "challenger") if lab else ():
+        out.append(Sample(names.CHALLENGER_ROC_AUC, "ROC AUC on the labelled shadow-scored "
+                          "records.", lab[scorer]["roc_auc"], {"scorer": scorer}))
+        out.append(Sample(names.CHALLENGER_BRIER, "Brier score on the labelled "
+                          "shadow-scored records.", lab[scorer]["brier"], {"scorer": scorer}))
+    out.append(Sample(names.CHALLENGER_LAST_SUCCESS, "When the challenger job last "
+                      "succeeded (Unix time).", time.time()))
+    return out
+
+
+def _challenger_labels(shadow: pd.DataFrame, labels: str | None, report: dict[str, Any],
+                       warnings: list[str]) -> None:
+    """Join the labels (when given) on the shadow-scored records; both models' figures
+    on the labelled ones into ``report``."""
+    from creditrisk.monitoring.challenger import labelled_comparison
+    from creditrisk.monitoring.performance import join_labels, read_labels
+
+    if labels is None:
+        return
+    joined = join_labels(shadow, read_labels(labels))
+    report["rows"].update(labelled=len(joined.frame), labels=joined.labels,
+                          duplicate_labels=joined.duplicate_labels)
+    report["labelled"] = labelled_comparison(joined.frame)
+    if report["labelled"] is None:
+        warnings.append(f"labels: {len(joined.frame)} labelled shadow-scored record(s), "
+                        "not both outcomes: no metrics")
+
+
+def _challenger_messages(report: dict[str, Any]) -> list[str]:
+    s, lab = report["scores"], report["labelled"]
+    swaps = report["swaps"][-1]
+    out = [f"{report['rows']['shadow_scored']} records scored by both: agreement "
+           f"{s['agreement']:.4f}, swap-in {swaps['swap_in']}, swap-out {swaps['swap_out']}, "
+           f"PSI {s['psi']['psi']:.4f} ({s['psi']['band']})"]
+    if lab:
+        out.append(f"{lab['rows']} labelled: ROC AUC champion {lab['champion']['roc_auc']:.4f}"
+                   f", challenger {lab['challenger']['roc_auc']:.4f}; Brier champion "
+                   f"{lab['champion']['brier']:.4f}, challenger "
+                   f"{lab['challenger']['brier']:.4f}")
+    return out
+
+
+def challenger_job(*, log: str, out: Path, labels: str | None = None,
+                   since: str | None = None, until: str | None = None,
+                   pushgateway: str | None = None, config: MonitoringConfig | None = None,
+                   risk_bands: list[dict[str, Any]] | None = None) -> JobOutcome:
+    """Champion against challenger on the window's shadow-scored records
+    (:mod:`creditrisk.monitoring.challenger`): ``out/challenger.json`` and
+    ``out/challenger.html``; pushed. Exit 3 below ``monitoring.challenger.min_records``
+    shadow-scored records."""
+    from creditrisk.monitoring import challenger as ch
+
+    cfg = config or MonitoringConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if is_data_file(log):
+        raise DataError(f"{log}: --log is the prediction log's location (a directory or "
+                        "s3:// prefix), not a data file")
+    t0 = time.perf_counter()
+    window = resolve_window(since, until, default_span=cfg.challenger.window)
+    read = read_log(log, window)
+    warnings = _log_warnings(read)
+    shadow, rows = ch.shadow_records(read.frame)
+    seconds = {"read_log": time.perf_counter() - t0}
+    report: dict[str, Any] = {
+        "schema_version": ch.SCHEMA_VERSION, "status": "ok", "window": window.as_dict(),
+        "log": read.summary(), "labels": labels, "rows": rows,
+        "versions": ch.versions(shadow), "scores": None, "swaps": None, "labelled": None,
+        "config": cfg.challenger.model_dump(mode="json"), "seconds": seconds}
+    if rows["invalid_challenger"]:
+        warnings.append(f"{rows['invalid_challenger']} record(s) with an invalid "
+                        "`challenger` value left out")
+    if rows["shadow_scored"] < cfg.challenger.min_records:
+        msg = (f"too few shadow-scored records in window {window}: {rows['shadow_scored']} "
+               f"of {rows['records']} (at least {cfg.challenger.min_records}, "
+               "monitoring.challenger.min_records)")
+        report.update(status="too_few_rows", message=msg)
+        _write_json(out / CHALLENGER_JSON, report)
+        return JobOutcome(TOO_FEW_ROWS, report, [msg, "nothing pushed"], warnings)
+    report["scores"] = ch.score_comparison(shadow, cfg.stability.bands())
+    report["swaps"] = ch.swap_table(shadow, risk_bands or _default_risk_bands())
+    _challenger_labels(shadow, labels, report, warnings)
+    seconds["total"] = time.perf_counter() - t0
+    _write_json(out / CHALLENGER_JSON, report)
+    (out / CHALLENGER_HTML).write_text(ch.page(report))
+    messages = [*_challenger_messages(report),
+                f"wrote {out / CHALLENGER_JSON} and {out / CHALLENGER_HTML}"]
+    code = _push(pushgateway_url(pushgateway), names.CHALLENGER_JOB,
+                 challenger_samples(report), messages)
+    return JobOutcome(code, report, messages, warnings)

@@ -13,6 +13,7 @@ PREFIX = "creditrisk"
 #: Pushgateway ``job`` labels (grouping key: job and ``model``).
 DRIFT_JOB = f"{PREFIX}-drift"
 PERFORMANCE_JOB = f"{PREFIX}-performance"
+CHALLENGER_JOB = f"{PREFIX}-challenger"
 #: The grouping-key label naming the registered model.
 MODEL_LABEL = "model"
 
@@ -53,6 +54,17 @@ BAND_OBSERVED_DEFAULT_RATE = f"{PREFIX}_band_observed_default_rate"  # {band}
 #: The band's traffic light as a number: creditrisk.backtest.LIGHT_VALUES (green 0,
 #: amber 1, red 2, insufficient -1: too few labels to judge, never read as a light).
 BAND_LIGHT = f"{PREFIX}_band_light"  # {band}
+
+# --- the champion/challenger job (shadow scoring's evidence) ----------------------------
+CHALLENGER_SHADOW_RECORDS = f"{PREFIX}_challenger_shadow_records"
+CHALLENGER_LABELLED_RECORDS = f"{PREFIX}_challenger_labelled_records"
+CHALLENGER_AGREEMENT = f"{PREFIX}_challenger_decision_agreement"
+CHALLENGER_SWAPS = f"{PREFIX}_challenger_swaps"  # {band, direction}: swap_in / swap_out
+CHALLENGER_CORRELATION = f"{PREFIX}_challenger_score_correlation"
+CHALLENGER_PSI = f"{PREFIX}_challenger_psi"
+CHALLENGER_ROC_AUC = f"{PREFIX}_challenger_roc_auc"  # {scorer}: champion / challenger
+CHALLENGER_BRIER = f"{PREFIX}_challenger_brier"  # {scorer}: champion / challenger
+CHALLENGER_LAST_SUCCESS = f"{PREFIX}_challenger_last_success_timestamp_seconds"
 
 #: ``attribute`` value of the overall approval rate (beside SEX, EDUCATION, AGE_BAND).
 ALL_GROUPS = "ALL"

@@ -68,3 +68,25 @@ def test_run_logged_prints_a_failed_steps_output(tmp_path: Path) -> None:
     assert "fine" not in proc.stdout + proc.stderr
     assert "== the broken step failed (exit 3): bash -c" in proc.stderr
     assert "why it broke" in proc.stderr
+
+
+def test_docker_builds_carry_no_attestations_and_kind_loads_an_archive(tmp_path: Path
+                                                                      ) -> None:
+    """kind#3795: with Docker 29's containerd image store, `kind load docker-image` fails
+    on images with provenance attestations. The build leaves them out (BuildKit) and
+    kind-up loads a `docker save` archive."""
+    calls = tmp_path / "calls"
+    docker = tmp_path / "docker"
+    docker.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n'
+                      'case "$1" in image) echo 620000000 ;; esac\nexit 0\n')
+    docker.chmod(0o755)
+    proc = subprocess.run(
+        ["bash", str(BUILD), "serve"], capture_output=True, text=True, timeout=120,
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin", "ENGINE": "docker",
+             "PY": str(Path(__import__("sys").executable)), "HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    build = next(line for line in calls.read_text().splitlines()
+                 if line.startswith("build "))
+    assert "--provenance=false" in build and "--sbom=false" in build
+    kind_up = (REPO / "scripts" / "kind-up.sh").read_text()
+    assert "kind load image-archive" in kind_up and "kind load docker-image" not in kind_up

@@ -242,6 +242,19 @@ def _validation_lines(path: str | None) -> list[str]:
 
 
 # long-function: one Markdown document written section by section, in reading order
+#: The model card's closing section.
+_CARD_LIMITATIONS = (
+    "## Limitations",
+    "- Data from one Taiwanese bank in 2005; performance on other populations and "
+    "periods is unknown and must be monitored (drift job).",
+    "- SEX, MARRIAGE and AGE are inputs of the upstream data set; their use in credit "
+    "decisions may be restricted by law. The slices above show per-group behaviour; "
+    "review them before production use.",
+    "- Undocumented codes (EDUCATION 0/5/6, MARRIAGE 0) are folded into 'others'.",
+    "",
+)
+
+
 def model_card(
     *,
     model_name: str,
@@ -299,16 +312,5 @@ def model_card(
         auc = "n/a" if r[mn.ROC_AUC] is None else f"{r[mn.ROC_AUC]:.3f}"
         lines.append(f"| {r['attribute']} | {r['group']} | {r['n']} | {r['default_rate']:.3f} | "
                      f"{auc} | {r['approval_rate']:.3f} |")
-    lines += [
-        "",
-        *_validation_lines(validation_report),
-        "## Limitations",
-        "- Data from one Taiwanese bank in 2005; performance on other populations and "
-        "periods is unknown and must be monitored (drift job).",
-        "- SEX, MARRIAGE and AGE are inputs of the upstream data set; their use in credit "
-        "decisions may be restricted by law. The slices above show per-group behaviour; "
-        "review them before production use.",
-        "- Undocumented codes (EDUCATION 0/5/6, MARRIAGE 0) are folded into 'others'.",
-        "",
-    ]
+    lines += ["", *_validation_lines(validation_report), *_CARD_LIMITATIONS]
     return "\n".join(lines)

@@ -478,10 +478,58 @@ def _bad_binary(message: str, fieldname: str, value: Any, rule: str) -> RequestR
     return reject(400, message, fieldname, value, rule, Rule.BINARY)
 
 
+def _binary_input(k: int, inp: Any, body: bytes, offset: int) -> tuple[Any, int]:
+    """Input ``k`` of a binary-extension request as an ``InferInput`` (its data inline or
+    the tensor bytes at ``offset``), and the offset after its bytes; any inconsistency
+    is a 400."""
+    from kserve.protocol.infer_type import InferInput
+
+    if type(inp) is not dict:
+        raise _bad_binary("an input must be an object", f"inputs[{k}]", inp,
+                          "must be an object {name, shape, datatype, ...}")
+    name, shape, datatype = inp.get("name"), inp.get("shape"), inp.get("datatype")
+    ip = inp.get("parameters") or {}
+    label = name if type(name) is str else f"inputs[{k}]"
+    if type(name) is not str or len(name) > MAX_CLIENT_STRING:
+        raise _bad_binary("an input needs a name", label, name,
+                          f"name must be a string of at most {MAX_CLIENT_STRING} characters")
+    if type(datatype) is not str or datatype.upper() not in _ITEMSIZE:
+        raise reject(400, f"input {display_value(name)!r} must be a numeric tensor", name,
+                     datatype, "datatype must be numeric (FP64, FP32, INT64, ...)",
+                     Rule.DATATYPE)
+    if type(shape) is not list or any(type(s) is not int or s < 0 for s in shape):
+        raise reject(400, f"input {display_value(name)!r}: bad shape", name, shape,
+                     "shape must be a list of non-negative integers", Rule.SHAPE)
+    if type(ip) is not dict:
+        raise _bad_binary(f"input {display_value(name)!r}: bad parameters", name, ip,
+                          "parameters must be an object")
+    count = math.prod(shape)
+    size = ip.get("binary_data_size")
+    if size is None:
+        data = inp.get("data")
+        if type(data) is not list:
+            raise _bad_binary(f"input {display_value(name)!r} has no data", name, None,
+                              "needs data or parameters.binary_data_size")
+        return InferInput(name=name, shape=shape, datatype=datatype, data=data), offset
+    dt = datatype.upper()
+    if type(size) is not int or size != count * _ITEMSIZE[dt]:
+        raise _bad_binary(f"input {display_value(name)!r}: binary_data_size disagrees "
+                          "with shape and datatype", name, size,
+                          f"must be {count} x {_ITEMSIZE[dt]} = {count * _ITEMSIZE[dt]} "
+                          f"bytes for shape {shape} of {dt}")
+    if offset + size > len(body):
+        raise _bad_binary(f"input {display_value(name)!r}: the body is shorter than "
+                          "its tensors", name, len(body) - offset,
+                          f"{size} bytes of tensor data after the JSON header")
+    values = np.frombuffer(body, _NUMPY_TYPE[dt], count, offset)
+    return (InferInput(name=name, shape=shape, datatype=dt, data=values.tolist()),
+            offset + size)
+
+
 def decode_v2_binary(body: bytes, json_length: int, model_name: str) -> Any:
     """A binary-extension v2 request (JSON header + tensor bytes) as an ``InferRequest``,
     every size checked against shape and datatype; any inconsistency is a 400."""
-    from kserve.protocol.infer_type import InferInput, InferRequest
+    from kserve.protocol.infer_type import InferRequest
 
     try:
         head = orjson.loads(body[:json_length])
@@ -500,56 +548,13 @@ def decode_v2_binary(body: bytes, json_length: int, model_name: str) -> Any:
     offset = json_length
     infer_inputs = []
     for k, inp in enumerate(inputs):
-        if type(inp) is not dict:
-            raise _bad_binary("an input must be an object", f"inputs[{k}]", inp,
-                              "must be an object {name, shape, datatype, ...}")
-        name, shape, datatype = inp.get("name"), inp.get("shape"), inp.get("datatype")
-        ip = inp.get("parameters") or {}
-        label = name if type(name) is str else f"inputs[{k}]"
-        if type(name) is not str or len(name) > MAX_CLIENT_STRING:
-            raise _bad_binary("an input needs a name", label, name,
-                              f"name must be a string of at most {MAX_CLIENT_STRING} "
-                              "characters")
-        if type(datatype) is not str or datatype.upper() not in _ITEMSIZE:
-            raise reject(400, f"input {display_value(name)!r} must be a numeric tensor", name,
-                         datatype, "datatype must be numeric (FP64, FP32, INT64, ...)",
-                         Rule.DATATYPE)
-        if type(shape) is not list or any(type(s) is not int or s < 0 for s in shape):
-            raise reject(400, f"input {display_value(name)!r}: bad shape", name, shape,
-                         "shape must be a list of non-negative integers", Rule.SHAPE)
-        if type(ip) is not dict:
-            raise _bad_binary(f"input {display_value(name)!r}: bad parameters", name, ip,
-                              "parameters must be an object")
-        count = math.prod(shape)
-        size = ip.get("binary_data_size")
-        data = inp.get("data")
-        if size is None:
-            if type(data) is not list:
-                raise _bad_binary(f"input {display_value(name)!r} has no data", name, None,
-                                  "needs data or parameters.binary_data_size")
-            infer_inputs.append(InferInput(name=name, shape=shape, datatype=datatype,
-                                           data=data))
-            continue
-        dt = datatype.upper()
-        if type(size) is not int or size != count * _ITEMSIZE[dt]:
-            raise _bad_binary(f"input {display_value(name)!r}: binary_data_size disagrees "
-                              "with shape and datatype", name, size,
-                              f"must be {count} x {_ITEMSIZE[dt]} = {count * _ITEMSIZE[dt]} "
-                              f"bytes for shape {shape} of {dt}")
-        if offset + size > len(body):
-            raise _bad_binary(f"input {display_value(name)!r}: the body is shorter than "
-                              "its tensors", name, len(body) - offset,
-                              f"{size} bytes of tensor data after the JSON header")
-        values = np.frombuffer(body, _NUMPY_TYPE[dt], count, offset)
-        offset += size
-        infer_inputs.append(InferInput(name=name, shape=shape, datatype=dt,
-                                       data=values.tolist()))
+        infer_input, offset = _binary_input(k, inp, body, offset)
+        infer_inputs.append(infer_input)
     if offset != len(body):
         raise _bad_binary("the body is longer than its tensors", "<body>", len(body) - offset,
                           "no bytes after the tensors the header announces")
-    out = InferRequest(model_name=model_name, infer_inputs=infer_inputs, request_id=rid,
-                       parameters=params if type(params) is dict else None)
-    return out
+    return InferRequest(model_name=model_name, infer_inputs=infer_inputs, request_id=rid,
+                        parameters=params if type(params) is dict else None)
 
 
 def v2_response_body(res: dict[str, Any]) -> dict[str, Any]:

@@ -576,8 +576,9 @@ def challenger_job(*, log: str, out: Path, labels: str | None = None,
     window = resolve_window(since, until, default_span=cfg.challenger.window)
     read = read_log(log, window)
     warnings = _log_warnings(read)
-    shadow, rows = ch.shadow_records(read.frame)
     seconds = {"read_log": time.perf_counter() - t0}
+    shadow, rows = ch.shadow_records(read.frame)
+    seconds["shadow_records"] = time.perf_counter() - t0 - seconds["read_log"]
     report: dict[str, Any] = {
         "schema_version": ch.SCHEMA_VERSION, "status": "ok", "window": window.as_dict(),
         "log": read.summary(), "labels": labels, "rows": rows,
@@ -593,9 +594,12 @@ def challenger_job(*, log: str, out: Path, labels: str | None = None,
         report.update(status="too_few_rows", message=msg)
         _write_json(out / CHALLENGER_JSON, report)
         return JobOutcome(TOO_FEW_ROWS, report, [msg, "nothing pushed"], warnings)
+    t1 = time.perf_counter()
     report["scores"] = ch.score_comparison(shadow, cfg.stability.bands())
     report["swaps"] = ch.swap_table(shadow, risk_bands or _default_risk_bands())
+    seconds["compare"] = time.perf_counter() - t1
     _challenger_labels(shadow, labels, report, warnings)
+    seconds["labels"] = time.perf_counter() - t1 - seconds["compare"]
     seconds["total"] = time.perf_counter() - t0
     _write_json(out / CHALLENGER_JSON, report)
     (out / CHALLENGER_HTML).write_text(ch.page(report))

@@ -131,6 +131,10 @@ def up(
         help="Leave the processes running when a step fails (to debug).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the facts as JSON "
                                                           "instead of the summary.")] = False,
+    challenger: Annotated[str | None, typer.Option(
+        help="Also start a challenger predictor (a model directory, a registry URI, an "
+        "alias such as @challenger, or a version) scoring every answered batch in shadow "
+        "(its answers never returned; both scores in the prediction log).")] = None,
 ) -> None:
     """Start the whole system and leave it running; print where everything is."""
     from creditrisk.stack.core import up as stack_up
@@ -147,7 +151,7 @@ def up(
 
         facts = stack_up(config=config, data=data, state_dir=state_dir,
                          s3_endpoint=s3_endpoint, records=records, progress=progress,
-                         keep_on_error=keep_on_error)
+                         keep_on_error=keep_on_error, challenger=challenger)
     if json_out:
         print_json(facts)
     else:

@@ -6,6 +6,7 @@ included, is tests/e2e/test_stack.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import socket
 import subprocess
@@ -48,9 +49,9 @@ def test_supervisord_conf_escapes_and_groups(tmp_path: Path) -> None:
 
 
 def test_the_table_names_every_server_once_and_each_comes_back(tmp_path: Path) -> None:
-    layout = _layout(tmp_path)
+    layout = dataclasses.replace(_layout(tmp_path), challenger=str(tmp_path))
     assert NAMES == ("s3", "mlflow", "pushgateway", "prometheus", "predictor",
-                     "transformer")
+                     "challenger", "transformer")
     assert [s.order for s in SERVERS] == sorted(s.order for s in SERVERS)
     assert all(s.name in layout.ports for s in SERVERS)  # health checks on its own port
     tools = {"moto_server": "/x/moto_server", "mlflow": "/x/mlflow",
@@ -89,6 +90,38 @@ def test_preflight_leaves_out_what_it_cannot_run(tmp_path: Path,
     found["mlflow"] = None
     with pytest.raises(preflight.StackError, match="the MLflow server cannot start"):
         preflight.preflight(layout, None)
+
+
+def test_a_challenger_runs_only_when_asked_and_the_transformer_shadows_on_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from creditrisk.stack import preflight
+    from creditrisk.stack.programs import server
+
+    monkeypatch.setattr(preflight, "find_tools", lambda _layout: {"mlflow": "/x/mlflow"})
+    monkeypatch.setattr(preflight, "_check_ports", lambda *_a, **_k: None)
+    plain = StackLayout.from_settings(get_settings(), state_dir=tmp_path / "a",
+                                      s3_endpoint="http://minio:9000")
+    checked = preflight.preflight(plain, None)
+    assert [s.name for s in checked.servers] == ["mlflow", "predictor", "transformer"]
+    assert not any("challenger" in note for note in checked.missing)
+    assert "challenger" not in plain.local_ports(with_prometheus=True)
+    assert "--challenger_host" not in server("transformer").command(plain, {})
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    shadowed = dataclasses.replace(plain, challenger=str(model_dir))
+    assert [s.name for s in preflight.preflight(shadowed, None).servers] == [
+        "mlflow", "predictor", "challenger", "transformer"]
+    port = shadowed.ports["challenger"]
+    assert shadowed.local_ports(with_prometheus=True)["challenger"] == port
+    cmd = server("transformer").command(shadowed, {})
+    assert cmd[cmd.index("--challenger_host") + 1] == f"127.0.0.1:{port}"
+    cmd = server("challenger").command(shadowed, {})
+    assert cmd[cmd.index("--model_dir") + 1] == str(model_dir)
+    assert cmd[cmd.index("--http_port") + 1] == str(port)
+    alias = StackLayout.from_settings(get_settings(), challenger="@challenger")
+    cmd = server("challenger").command(alias, {})
+    assert cmd[cmd.index("--model_uri") + 1] == f"models:/{alias.model_name}@challenger"
+    assert alias.challenger == "@challenger"
 
 
 def test_the_stack_imports_nothing_from_the_cli() -> None:

@@ -4,10 +4,14 @@ predictor, whose answer never reaches the client.
 The transformer calls :meth:`ShadowScorer.submit` once the champion's answer is computed.
 ``submit`` only puts the batch on a bounded queue (``put_nowait``; a full queue drops it)
 and returns; a few background tasks on the server's event loop take batches off the
-queue and call the challenger with their own HTTP client (:class:`PooledRESTClient`, a
-short timeout, no retries). Nothing on the request path awaits the challenger, so a
-challenger that is down, slow or wrong changes no answer and no status: its failures are
-counted in ``creditrisk_shadow_requests_total{outcome}`` (``ok``, ``dropped_queue_full``,
+queue — every batch waiting after a short linger, up to ``max_records`` records, in one
+call: under load
+single-record requests reach the challenger as one larger matrix, which costs it and the
+transformer far less than one call each — and call the challenger with their own HTTP
+client (:class:`PooledRESTClient`, a short timeout, no retries). Nothing on the request
+path awaits the challenger, so a challenger that is down, slow or wrong changes no answer
+and no status: its failures are counted per batch in
+``creditrisk_shadow_requests_total{outcome}`` (``ok``, ``dropped_queue_full``,
 ``timeout``, ``error``, ``bad_answer``, ``log_failed``) and nothing else.
 
 The prediction log (the follow-up record)
@@ -62,10 +66,12 @@ class BadAnswer(Exception):
 class ShadowScorer:
     """Fire-and-forget scoring of answered batches by the challenger at ``host``
     (``host:port`` or a URL). ``queue_size`` batches wait at most; ``workers`` calls
-    run at once, each bounded by ``timeout_s``."""
+    run at once, each bounded by ``timeout_s`` and of at most ``max_records`` records
+    (the batches queued ``linger_s`` after the first one; a larger batch goes alone)."""
 
     def __init__(self, host: str, model_name: str, *, timeout_s: float,
-                 queue_size: int = 256, workers: int = 2,
+                 queue_size: int = 256, workers: int = 2, max_records: int = 256,
+                 linger_s: float = 0.02,
                  prediction_log: PredictionLog | None = None,
                  client: Any = None) -> None:
         self.base_url = host if "://" in host else f"http://{host}"
@@ -73,6 +79,8 @@ class ShadowScorer:
         self.timeout_s = timeout_s
         self.queue_size = queue_size
         self.workers = workers
+        self.max_records = max_records
+        self.linger_s = linger_s
         self.prediction_log = prediction_log
         self.client = client or PooledRESTClient(timeout_s, retries=0)
         self._queue: asyncio.Queue[Batch] | None = None
@@ -103,35 +111,50 @@ class ShadowScorer:
     # --- the background tasks -----------------------------------------------------------
     async def _work(self, queue: asyncio.Queue[Batch]) -> None:
         while True:
-            batch = await queue.get()
+            group = [await queue.get()]
+            n = len(group[0].probability)
+            if n < self.max_records and self.linger_s > 0:
+                await asyncio.sleep(self.linger_s)  # let more batches gather: fewer calls
+            while not queue.empty() and n < self.max_records:
+                nxt = queue.get_nowait()
+                group.append(nxt)
+                n += len(nxt.probability)
             try:
-                await self._score(batch)
+                await self._score(group, n)
             except Exception:
                 log.exception("shadow: unexpected failure")
-                self._outcomes["error"].inc()
+                self._outcomes["error"].inc(len(group))
 
-    async def _score(self, batch: Batch) -> None:
-        """Score one batch with the challenger, count the outcome, log the follow-up."""
+    async def _score(self, group: list[Batch], n: int) -> None:
+        """Score queued batches (``n`` records) in one call to the challenger, count
+        each batch's outcome, log the follow-ups."""
+        X = group[0].X if len(group) == 1 else np.concatenate([b.X for b in group])
         try:
-            call = self.client.infer(self.base_url, _request(batch, self.model_name),
+            call = self.client.infer(self.base_url, _request(X, self.model_name),
                                      model_name=self.model_name)
             result = await asyncio.wait_for(call, self.timeout_s)
-            p, served, meta = self._read(result, len(batch.probability))
+            p, served, meta = self._read(result, n)
         except TimeoutError:
-            self._outcomes["timeout"].inc()
+            self._outcomes["timeout"].inc(len(group))
             return
         except PredictorUnavailable as exc:
-            self._outcomes["timeout" if exc.reason == "timeout" else "error"].inc()
+            self._outcomes["timeout" if exc.reason == "timeout" else "error"].inc(len(group))
             return
         except BadAnswer as exc:
             log.warning("shadow: the challenger's answer is unusable: %s", exc)
-            self._outcomes["bad_answer"].inc()
+            self._outcomes["bad_answer"].inc(len(group))
             return
         decision, _ = decisions(p, meta)
         metrics.challenger_collector().observe(p, decision)
-        self._outcomes["ok"].inc()
-        if self.prediction_log is not None and not self._log(batch, served, p, decision):
-            self._outcomes["log_failed"].inc()
+        self._outcomes["ok"].inc(len(group))
+        if self.prediction_log is None:
+            return
+        start = 0
+        for b in group:
+            end = start + len(b.probability)
+            if not self._log(b, served, p[start:end], decision[start:end]):
+                self._outcomes["log_failed"].inc()
+            start = end
 
     def _read(self, result: Any, n: int) -> tuple[np.ndarray, ServedModel, ModelMetadata]:
         if not isinstance(result, InferResponse):
@@ -188,13 +211,14 @@ def shadow_scorer(host: str | None, model_name: str,
     if not host:
         return None
     return ShadowScorer(host, model_name, timeout_s=s.shadow_timeout_s,
-                        queue_size=s.shadow_queue_size, prediction_log=prediction_log)
+                        queue_size=s.shadow_queue_size, prediction_log=prediction_log,
+                        max_records=s.max_batch_size)
 
 
-def _request(batch: Batch, model_name: str) -> InferRequest:
-    """The champion's validated matrix as the predictor's binary v2 request."""
-    raw = np.ascontiguousarray(batch.X, dtype="<f8").tobytes()
-    inp = InferInput(MATRIX_INPUT, [batch.X.shape[0], N_FEATURES], "FP64",
+def _request(X: np.ndarray, model_name: str) -> InferRequest:
+    """Validated records (the champion's matrix) as the predictor's binary v2 request."""
+    raw = np.ascontiguousarray(X, dtype="<f8").tobytes()
+    inp = InferInput(MATRIX_INPUT, [X.shape[0], N_FEATURES], "FP64",
                      parameters={"binary_data_size": len(raw)})
-    return InferRequest(model_name=model_name, infer_inputs=[inp], request_id=batch.request_id,
-                        raw_inputs=[raw], parameters={"binary_data_output": True})
+    return InferRequest(model_name=model_name, infer_inputs=[inp], raw_inputs=[raw],
+                        parameters={"binary_data_output": True})

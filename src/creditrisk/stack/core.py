@@ -51,9 +51,10 @@ Progress = Callable[[str], None]
 TRAFFIC_SPREAD_S = 15.0
 
 
-def _layout(state_dir: Path | None = None, s3_endpoint: str | None = None) -> StackLayout:
+def _layout(state_dir: Path | None = None, s3_endpoint: str | None = None,
+            challenger: str | None = None) -> StackLayout:
     return StackLayout.from_settings(get_settings(), state_dir=state_dir,
-                                     s3_endpoint=s3_endpoint)
+                                     s3_endpoint=s3_endpoint, challenger=challenger)
 
 
 @dataclass
@@ -99,7 +100,10 @@ def _first_facts(layout: StackLayout, checked: Preflight) -> dict[str, Any]:
     if with_prom:
         urls |= {"prometheus": layout.url("prometheus"),
                  "pushgateway": layout.url("pushgateway")}
+    if layout.challenger:
+        urls["challenger"] = layout.url("challenger")
     return {
+        **({"challenger": {"model": layout.challenger}} if layout.challenger else {}),
         "started_at": now(), "state_dir": str(layout.root), "phase": "starting",
         "ports": layout.local_ports(with_prometheus=with_prom), "urls": urls,
         "bucket": layout.bucket, "prediction_log": layout.prediction_log_uri,
@@ -242,11 +246,13 @@ STEPS: tuple[tuple[str, Callable[[Run], None]], ...] = (
 def up(*, config: Path | None = None, data: Path | None = None,
        state_dir: Path | None = None, s3_endpoint: str | None = None,
        records: int | None = None, progress: Progress = lambda _msg: None,
-       keep_on_error: bool = False) -> dict[str, Any]:
+       keep_on_error: bool = False, challenger: str | None = None) -> dict[str, Any]:
     """Bring the whole stack up (see the module docstring) and return its facts. A step
-    that fails stops what was started (unless ``keep_on_error``) and raises."""
+    that fails stops what was started (unless ``keep_on_error``) and raises. With
+    ``challenger`` (a model directory, registry URI, ``@alias`` or version) a second
+    predictor scores every answered batch in shadow."""
     t_start = time.monotonic()
-    run = _plan(_layout(state_dir, s3_endpoint), progress, config=config, data=data,
+    run = _plan(_layout(state_dir, s3_endpoint, challenger), progress, config=config, data=data,
                 records=records)
     run.sampler.start()
     try:

@@ -38,7 +38,11 @@ PORT_SETTINGS = {
     "predictor_grpc": "predictor_grpc_port",
     "transformer": "transformer_http_port",
     "transformer_grpc": "transformer_grpc_port",
+    "challenger": "challenger_http_port",  # only with a challenger (shadow scoring)
+    "challenger_grpc": "challenger_grpc_port",
 }
+#: The ports a stack without a challenger leaves alone.
+CHALLENGER_PORTS = ("challenger", "challenger_grpc")
 
 
 def port_is_free(port: int) -> bool:
@@ -61,16 +65,21 @@ class StackLayout:
     ports: dict[str, int]
     model_name: str
     s3_endpoint: str | None = None  # a MinIO (or any S3) the user points at; None: moto
+    #: The challenger's model (a directory, registry URI, @alias or version): a second
+    #: predictor scoring every answered batch in shadow; None: none.
+    challenger: str | None = None
     bin_dir: Path = field(default_factory=lambda: Path(sys.executable).parent)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, state_dir: Path | None = None,
-                      s3_endpoint: str | None = None) -> StackLayout:
+                      s3_endpoint: str | None = None,
+                      challenger: str | None = None) -> StackLayout:
         root = (state_dir or settings.stack_state_dir).resolve()
         ports = {name: int(getattr(settings, attr)) for name, attr in PORT_SETTINGS.items()}
         return cls(root=root, home=settings.home.resolve(), bucket=settings.stack_bucket,
                    ports=ports, model_name=settings.model_name,
-                   s3_endpoint=s3_endpoint.rstrip("/") if s3_endpoint else None)
+                   s3_endpoint=s3_endpoint.rstrip("/") if s3_endpoint else None,
+                   challenger=_challenger_spec(challenger))
 
     # --- files ------------------------------------------------------------------------
     @property
@@ -146,6 +155,8 @@ class StackLayout:
             skip.add("s3")
         if not with_prometheus:
             skip |= {"prometheus", "pushgateway"}
+        if not self.challenger:
+            skip |= set(CHALLENGER_PORTS)
         return {k: v for k, v in self.ports.items() if k not in skip}
 
     def environment(self) -> dict[str, str]:
@@ -173,3 +184,10 @@ class StackLayout:
             "CREDITRISK_PUSHGATEWAY_URL": self.url("pushgateway"),
             "PYTHONUNBUFFERED": "1",
         }
+
+
+def _challenger_spec(challenger: str | None) -> str | None:
+    """A challenger directory as an absolute path (supervisord starts it elsewhere)."""
+    if challenger and Path(challenger).is_dir():
+        return str(Path(challenger).resolve())
+    return challenger or None

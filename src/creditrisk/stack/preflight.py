@@ -87,7 +87,7 @@ def preflight(layout: StackLayout, config: Path | None) -> Preflight:
     if config is not None and not config.exists():
         raise StackError(f"config file {config} does not exist")
     tools = find_tools(layout)
-    wanted = [s for s in SERVERS if not (s.external_s3_replaces and layout.s3_endpoint)]
+    wanted = [s for s in SERVERS if s.wanted(layout)]
     for s in wanted:
         absent = [t for t in s.needs if not tools.get(t)]
         if s.required and absent:

@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from creditrisk.stack.layout import StackLayout
 from creditrisk.stack.supervisor import Program, Restart, StackError, program_state
@@ -76,8 +77,23 @@ def _predictor(layout: StackLayout, tools: Tools) -> list[str]:
         http_port=layout.ports["predictor"], grpc_port=layout.ports["predictor_grpc"]).cmd
 
 
+def _challenger_process(layout: StackLayout) -> Any:
+    from creditrisk.serve.local import challenger_process
+
+    assert layout.challenger is not None
+    return challenger_process(
+        layout.challenger, workdir=layout.logs,
+        http_port=layout.ports["challenger"], grpc_port=layout.ports["challenger_grpc"])
+
+
+def _challenger(layout: StackLayout, tools: Tools) -> list[str]:
+    """`creditrisk serve --challenger`'s second predictor, on the stack's challenger."""
+    return list(_challenger_process(layout).cmd)
+
+
 def _transformer(layout: StackLayout, tools: Tools) -> list[str]:
-    """The same transformer command `creditrisk serve` runs, in front of the predictor."""
+    """The same transformer command `creditrisk serve` runs, in front of the predictor
+    (and shadow-scoring on the challenger when the stack has one)."""
     from creditrisk.serve.local import predictor_process, transformer_process
 
     predictor = predictor_process(
@@ -85,7 +101,8 @@ def _transformer(layout: StackLayout, tools: Tools) -> list[str]:
         http_port=layout.ports["predictor"], grpc_port=layout.ports["predictor_grpc"])
     return transformer_process(
         predictor, workdir=layout.logs, prediction_log=layout.prediction_log_uri,
-        http_port=layout.ports["transformer"], grpc_port=layout.ports["transformer_grpc"]).cmd
+        http_port=layout.ports["transformer"], grpc_port=layout.ports["transformer_grpc"],
+        challenger=_challenger_process(layout) if layout.challenger else None).cmd
 
 
 @dataclass(frozen=True)
@@ -106,12 +123,18 @@ class Server:
     stopwaitsecs: int = 20
     in_cwd: bool = False  # runs in the caller's folder (imports the checkout's `serving`)
     stop_wave: int = 1  # `down` stops wave 0, then 1, then 2
+    only_with_challenger: bool = False  # runs only when `up --challenger` names one
 
-    def runs(self, layout: StackLayout, tools: Tools) -> bool:
-        """Whether this stack runs it (its tools found; not replaced by the user's S3)."""
+    def wanted(self, layout: StackLayout) -> bool:
+        """Whether this stack wants it (not replaced by the user's S3; a challenger's
+        row only when the stack has a challenger)."""
         if self.external_s3_replaces and layout.s3_endpoint:
             return False
-        return all(tools.get(t) for t in self.needs)
+        return bool(layout.challenger) or not self.only_with_challenger
+
+    def runs(self, layout: StackLayout, tools: Tools) -> bool:
+        """Whether this stack runs it (wanted, and its tools found)."""
+        return self.wanted(layout) and all(tools.get(t) for t in self.needs)
 
     def log(self, layout: StackLayout) -> Path:
         return layout.log_file(self.name)
@@ -139,6 +162,8 @@ SERVERS: tuple[Server, ...] = (
            ("prometheus", "pushgateway"), required=False),
     Server("predictor", "the predictor", 50, "serving", _predictor, "/v2/health/ready",
            180, (), in_cwd=True),
+    Server("challenger", "the challenger's predictor", 55, "serving", _challenger,
+           "/v2/health/ready", 180, (), in_cwd=True, only_with_challenger=True),
     Server("transformer", "the transformer", 60, "serving", _transformer,
            "/v2/health/ready", 180, (), stopwaitsecs=40, in_cwd=True, stop_wave=0),
 )

@@ -59,6 +59,10 @@ from creditrisk.serve.protocol import (
 log = logging.getLogger("creditrisk.serve.shadow")
 
 
+#: Follow-up batches encoded and written at once before the loop serves requests again.
+LOG_CHUNK = 8
+
+
 class BadAnswer(Exception):
     """The challenger answered, but not with one probability in [0, 1] per record."""
 
@@ -150,11 +154,20 @@ class ShadowScorer:
         if self.prediction_log is None:
             return
         start = 0
-        for b in group:
-            end = start + len(b.probability)
-            if not self._log(b, served, p[start:end], decision[start:end]):
-                self._outcomes["log_failed"].inc()
-            start = end
+        for k in range(0, len(group), LOG_CHUNK):  # one write a chunk, the loop free between
+            chunk, follow_ups = group[k:k + LOG_CHUNK], []
+            for b in chunk:
+                end = start + len(b.probability)
+                follow_ups.append(_follow_up(b, served, p[start:end], decision[start:end]))
+                start = end
+            try:
+                written = self.prediction_log.submit_many(follow_ups)
+            except Exception:
+                log.exception("shadow: cannot log the follow-ups")
+                written = False
+            if not written:
+                self._outcomes["log_failed"].inc(len(chunk))
+            await asyncio.sleep(0)
 
     def _read(self, result: Any, n: int) -> tuple[np.ndarray, ServedModel, ModelMetadata]:
         if not isinstance(result, InferResponse):
@@ -179,20 +192,6 @@ class ShadowScorer:
                             "[0, 1]")
         return p, hit[0], hit[1]
 
-    def _log(self, batch: Batch, served: ServedModel, p: np.ndarray,
-             decision: list[str]) -> bool:
-        """The follow-up records (see the module docstring); False when not written."""
-        version = served.model_version
-        shadow = [{"version": version, "probability": float(q), "decision": d}
-                  for q, d in zip(p.tolist(), decision, strict=True)]
-        follow_up = Batch(batch.request_id, batch.timestamp, batch.model_name,
-                          batch.model_version, batch.X, batch.probability, batch.decision,
-                          batch.risk_band, extra={CHALLENGER: shadow})
-        try:
-            return self.prediction_log is not None and self.prediction_log.submit(follow_up)
-        except Exception:  # LogWriteRefused under "refuse": the answer has long left
-            return False
-
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -213,6 +212,17 @@ def shadow_scorer(host: str | None, model_name: str,
     return ShadowScorer(host, model_name, timeout_s=s.shadow_timeout_s,
                         queue_size=s.shadow_queue_size, prediction_log=prediction_log,
                         max_records=s.max_batch_size)
+
+
+def _follow_up(batch: Batch, served: ServedModel, p: np.ndarray,
+               decision: list[str]) -> Batch:
+    """The follow-up records of an answered batch (see the module docstring)."""
+    version = served.model_version
+    shadow = [{"version": version, "probability": q, "decision": d}
+              for q, d in zip(p.tolist(), decision, strict=True)]
+    return Batch(batch.request_id, batch.timestamp, batch.model_name, batch.model_version,
+                 batch.X, batch.probability, batch.decision, batch.risk_band,
+                 extra={CHALLENGER: shadow})
 
 
 def _request(X: np.ndarray, model_name: str) -> InferRequest:

@@ -84,6 +84,28 @@ class PredictionLog:
             raise LogWriteRefused(len(batch.probability), cause)
         return False
 
+    def submit_many(self, batches: list[Batch]) -> bool:
+        """Append several batches with one write per UTC date (a background writer's
+        call, e.g. shadow scoring's follow-ups: never refuses, whatever
+        ``on_write_failure`` says); False when some records were not appended (counted)."""
+        by_date: dict[str, list[bytes]] = {}
+        counts: dict[str, int] = {}
+        ok = True
+        for batch in batches:
+            try:
+                date, data = encode(batch)
+            except Exception:
+                log.exception("prediction log: cannot encode %d record(s)",
+                              len(batch.probability))
+                self._acct.count_failed(len(batch.probability))
+                ok = False
+                continue
+            by_date.setdefault(date, []).append(data)
+            counts[date] = counts.get(date, 0) + len(batch.probability)
+        for date, parts in by_date.items():
+            ok = self._write(date, b"".join(parts), counts[date]) is None and ok
+        return ok
+
     def _append(self, batch: Batch) -> str | None:
         """Append and count; None, or why the records were not appended."""
         n = len(batch.probability)
@@ -93,6 +115,10 @@ class PredictionLog:
             log.exception("prediction log: cannot encode %d record(s)", n)
             self._acct.count_failed(n)
             return f"cannot encode the records: {exc}"
+        return self._write(date, data, n)
+
+    def _write(self, date: str, data: bytes, n: int) -> str | None:
+        """Append ``n`` encoded records and count; None, or why they were not appended."""
         acct = self._acct
         with self._lock:
             if self._closed:

@@ -138,15 +138,15 @@ class Settings(BaseSettings):
     prediction_log_spool_max_bytes: int = Field(  # under the pod's 1 GiB /tmp emptyDir
         default=768 << 20, ge=1 << 20,
         description="Bound of the local spool; past it records are dropped and counted.")
+    prediction_log_on_write_failure: Literal["answer", "refuse"] = Field(
+        default="answer",
+        description="A record the prediction log cannot take: `answer` 200 anyway (counted), "
+                    "or `refuse` the request with a 503 naming the cause.")
 
     # --- derived values -------------------------------------------------------------------
     @property
     def data_dir(self) -> Path:
         return self.home / "data"
-    prediction_log_on_write_failure: Literal["answer", "refuse"] = Field(
-        default="answer",
-        description="A record the prediction log cannot take: `answer` 200 anyway (counted), "
-                    "or `refuse` the request with a 503 naming the cause.")
 
     @property
     def canonical_data_path(self) -> Path:
@@ -164,11 +164,6 @@ class Settings(BaseSettings):
         return (self.home / "mlartifacts").resolve().as_uri()
 
     @property
-    def stack_state_dir(self) -> Path:
-        return self.stack_dir or self.home / "stack"
-
-    @property
-    @property
     def decisions_location(self) -> str:
         """Where the decision records live (:mod:`creditrisk.decisions`): the explicit
         ``decisions_uri``; with a tracking server and an ``s3://`` artifacts destination
@@ -182,6 +177,11 @@ class Settings(BaseSettings):
             return f"{parent}/decisions"
         return str(self.home / "decisions")
 
+    @property
+    def stack_state_dir(self) -> Path:
+        return self.stack_dir or self.home / "stack"
+
+    @property
     def train_image(self) -> str:
         return f"{self.image_registry}/creditrisk-train:{self.image_tag}"
 

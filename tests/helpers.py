@@ -9,6 +9,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_SHARED_DATA = REPO.parent / "shared" / "data" / "default_of_credit_card_clients.csv"
@@ -104,3 +105,36 @@ def save_synthetic_model(path: Path, *, rows: int = 2000, seed: int = 0,
                                      {"name": "medium", "upper": 0.4},
                                      {"name": "high", "upper": 1.0}])
     return save_model(model, path, meta)
+
+
+def offline_page_pixels(html: Path, shot: Path, *, window: str = "1200,1400") -> Any:
+    """A headless-Chromium screenshot of a local HTML page, as an (n, 3) RGB array.
+
+    The page must be self-contained: a dead proxy stands between Chromium and any
+    network, so a page that needs a CDN renders without it (and the pixel counts of a
+    test show it). Chromium's flags are the ones this machine's closed network needs."""
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+
+    chromium = require_binary("chromium", "apt-get install chromium")
+    with tempfile.TemporaryDirectory() as profile:
+        r = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={profile}",
+             f"--proxy-server=http://127.0.0.1:{free_port()}",
+             "--proxy-bypass-list=<-loopback>", "--hide-scrollbars",
+             f"--window-size={window}", f"--screenshot={shot}", html.resolve().as_uri()],
+            capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0 and shot.exists(), r.stderr[-2000:]
+    return np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3)
+
+
+def colour_count(pixels: Any, colour: str, tolerance: int = 6) -> int:
+    """How many pixels are within ``tolerance`` (summed over R, G, B) of ``#rrggbb``."""
+    import numpy as np
+
+    rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return int((np.abs(pixels.astype(int) - rgb).sum(axis=1) <= tolerance).sum())

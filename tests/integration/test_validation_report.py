@@ -7,8 +7,6 @@ from the card), built from the core functions; headless Chromium draws the page.
 from __future__ import annotations
 
 import json
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,7 @@ import pandas as pd
 import pytest
 
 from creditrisk.contract import FEATURE_NAMES, FEATURES_BY_NAME, TARGET
-from tests.helpers import free_port, require_binary
+from tests.helpers import colour_count, offline_page_pixels
 
 pytestmark = pytest.mark.integration
 
@@ -103,11 +101,9 @@ def test_the_validation_report_is_built_from_the_core_functions(monotone_run) ->
 def test_the_validation_report_renders_offline_in_chromium(monotone_run) -> None:
     """The page loads nothing; headless Chromium, every request sent to a dead proxy,
     draws it: the screenshot holds the predicted and observed bars' colours."""
-    from PIL import Image
 
     from creditrisk.validation_report import OBSERVED_COLOUR, PREDICTED_COLOUR
 
-    chromium = require_binary("chromium", "apt-get install chromium")
     html = monotone_run.run_dir.validation_html
     raw = html.read_text()
     assert "<script src" not in raw and "https://" not in raw and "http://" not in raw.replace(
@@ -115,22 +111,10 @@ def test_the_validation_report_renders_offline_in_chromium(monotone_run) -> None
     for heading in ("Discrimination", "Calibration", "Stability", "Fairness",
                     "Monotonicity", "Limitations"):
         assert f">{heading}" in raw
-    shot = html.parent / "report.png"
-    with tempfile.TemporaryDirectory() as profile:
-        r = subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={profile}",
-             f"--proxy-server=http://127.0.0.1:{free_port()}",
-             "--proxy-bypass-list=<-loopback>", "--hide-scrollbars",
-             "--window-size=1200,2400", f"--screenshot={shot}", html.resolve().as_uri()],
-            capture_output=True, text=True, timeout=180)
-    assert r.returncode == 0 and shot.exists(), r.stderr[-2000:]
-    pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3)
+    pixels = offline_page_pixels(html, html.parent / "report.png", window="1200,2400")
 
     def count(colour: str) -> int:
-        rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
-        return int((np.abs(pixels.astype(int) - rgb).sum(axis=1) <= 6).sum())
+        return colour_count(pixels, colour)
 
     assert count(PREDICTED_COLOUR) > 2000 and count(OBSERVED_COLOUR) > 2000, (
         count(PREDICTED_COLOUR), count(OBSERVED_COLOUR))

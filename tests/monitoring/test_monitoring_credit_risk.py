@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ import pandas as pd
 import pytest
 
 from creditrisk.contract import FEATURE_NAMES, TARGET
-from tests.helpers import free_port, require_binary
+from tests.helpers import colour_count, offline_page_pixels
 from tests.monitoring.monitoring_helpers import json_out, run_cli, write_labels, write_log
 
 pytestmark = pytest.mark.integration
@@ -286,31 +284,17 @@ def test_registered_bins_are_used_and_older_versions_get_them_frozen(
 def test_stability_page_renders_offline_in_chromium(heldout: dict[str, Any]) -> None:
     """The page loads nothing; headless Chromium, every network request sent to a dead
     proxy, draws its inline SVG charts: the screenshot holds both bar colours."""
-    from PIL import Image
 
     from creditrisk.monitoring.stability_page import REFERENCE_COLOUR, WINDOW_COLOUR
 
-    chromium = require_binary("chromium", "apt-get install chromium")
     html = heldout["out"] / "stability.html"
     raw = html.read_text()
     assert "<script src" not in raw and "http://" not in raw.replace(
         'xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in raw
-    shot = heldout["out"] / "stability.png"
-    with tempfile.TemporaryDirectory() as profile:
-        r = subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={profile}",
-             f"--proxy-server=http://127.0.0.1:{free_port()}",
-             "--proxy-bypass-list=<-loopback>", "--hide-scrollbars",
-             "--window-size=1200,1400", f"--screenshot={shot}", html.resolve().as_uri()],
-            capture_output=True, text=True, timeout=180)
-    assert r.returncode == 0 and shot.exists(), r.stderr[-2000:]
-    pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3)
+    pixels = offline_page_pixels(html, heldout["out"] / "stability.png")
 
     def count(colour: str) -> int:
-        rgb = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
-        return int((np.abs(pixels.astype(int) - rgb).sum(axis=1) <= 6).sum())
+        return colour_count(pixels, colour)
 
     # ten score bins (and the fields' bins) in each colour: thousands of pixels each
     assert count(REFERENCE_COLOUR) > 3000 and count(WINDOW_COLOUR) > 3000, (

@@ -417,6 +417,19 @@ def _performance_findings(joined: Any, report: dict[str, Any],
                                       "threshold_source": source}
 
 
+def _log_window(log: str, out: Path, since: str | None, until: str | None,
+                default_span: str) -> tuple[Window, LogRead, list[str]]:
+    """The window of the prediction log at ``log`` a job reads (``out`` made ready):
+    the window, what was read, and warnings about malformed lines."""
+    out.mkdir(parents=True, exist_ok=True)
+    if is_data_file(log):
+        raise DataError(f"{log}: --log is the prediction log's location (a directory or "
+                        "s3:// prefix), not a data file")
+    window = resolve_window(since, until, default_span=default_span)
+    read = read_log(log, window)
+    return window, read, _log_warnings(read)
+
+
 def performance_job(*, log: str, labels: str, out: Path, since: str | None = None,
                     until: str | None = None, pushgateway: str | None = None,
                     config: MonitoringConfig | None = None,
@@ -430,14 +443,8 @@ def performance_job(*, log: str, labels: str, out: Path, since: str | None = Non
     cfg = config or MonitoringConfig()
     settings = get_settings()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if is_data_file(log):
-        raise DataError(f"{log}: --log is the prediction log's location (a directory or "
-                        "s3:// prefix), not a data file")
     t0 = time.perf_counter()
-    window = resolve_window(since, until, default_span=cfg.performance.window)
-    read = read_log(log, window)
-    warnings = _log_warnings(read)
+    window, read, warnings = _log_window(log, out, since, until, cfg.performance.window)
     joined = join_labels(read.frame, read_labels(labels))
     counts = joined.counts()
     report: dict[str, Any] = {
@@ -568,14 +575,8 @@ def challenger_job(*, log: str, out: Path, labels: str | None = None,
 
     cfg = config or MonitoringConfig()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if is_data_file(log):
-        raise DataError(f"{log}: --log is the prediction log's location (a directory or "
-                        "s3:// prefix), not a data file")
     t0 = time.perf_counter()
-    window = resolve_window(since, until, default_span=cfg.challenger.window)
-    read = read_log(log, window)
-    warnings = _log_warnings(read)
+    window, read, warnings = _log_window(log, out, since, until, cfg.challenger.window)
     seconds = {"read_log": time.perf_counter() - t0}
     shadow, rows = ch.shadow_records(read.frame)
     seconds["shadow_records"] = time.perf_counter() - t0 - seconds["read_log"]

@@ -60,7 +60,7 @@ pipelines: install  ## compile the KFP pipelines into pipelines/compiled/ (golde
 	  $(BIN)/creditrisk pipeline compile --out pipelines/compiled
 
 pipeline-local: data  ## run the training pipeline locally (kfp.local, one process a step)
-	$(BIN)/creditrisk pipeline run training --local --config $(CONFIG)
+	$(BIN)/creditrisk pipeline run training --config $(CONFIG)
 
 serve: install  ## serve @champion locally: KServe transformer :8080 -> predictor :8085
 	$(BIN)/creditrisk serve

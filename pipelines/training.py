@@ -4,7 +4,7 @@ evaluate → gate → register and promote (only if the gate passes).
 Two variants share one DAG:
 
 * :data:`training_pipeline` (``creditrisk-training``): portable; credentials come from
-  the environment. This is the one ``creditrisk pipeline run training --local`` runs.
+  the environment. This is the one ``creditrisk pipeline run training`` runs.
 * :data:`training_pipeline_cluster` (``creditrisk-training-cluster``): the same, with
   MinIO and MLflow credentials taken from Kubernetes Secrets (:mod:`pipelines.cluster`).
 

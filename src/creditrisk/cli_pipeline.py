@@ -83,9 +83,6 @@ def _arguments(pipeline: Pipeline, *, data: str | None, config: str | None,
 @user_errors
 def run(
     pipeline: Annotated[Pipeline, typer.Argument(help="training or batch-scoring")],
-    local: Annotated[bool, typer.Option(
-        "--local/--no-local", help="Run on this machine (kfp.local, one subprocess per "
-        "step). For a cluster use `creditrisk pipeline submit`.")] = True,
     data: DataOpt = None,
     config: ConfigOpt = None,
     tracking_uri: TrackingOpt = None,
@@ -96,17 +93,14 @@ def run(
     shards: ShardsOpt = None,
     quiet: Annotated[bool, typer.Option(help="Do not stream the steps' logs.")] = False,
 ) -> None:
-    """Run a pipeline locally and print its outputs (JSON on stdout; step logs on stderr).
+    """Run a pipeline on this machine (kfp.local, one subprocess per step) and print its
+    outputs (JSON on stdout; step logs on stderr). For a cluster: `creditrisk pipeline
+    submit`.
 
     training: metrics, the gate's verdict, the registered version, per-step wall times.
     """
     from creditrisk import orchestration
 
-    if not local:
-        raise orchestration.PipelineError(
-            "`run` executes locally; to run on a cluster use "
-            "`creditrisk pipeline submit PIPELINE --host URL`"
-        )
     args = _arguments(pipeline, data=data, config=config, tracking_uri=tracking_uri,
                       assignments=assignments,
                       input_uri=input_uri, output_uri=output_uri, model_uri=model_uri,

@@ -31,7 +31,7 @@ class PromotedRun:
 @pytest.fixture(scope="session")
 def promoted_run(tmp_path_factory: pytest.TempPathFactory, real_data_path: Path,
                  fast_config: Path) -> Iterator[PromotedRun]:
-    """`creditrisk pipeline run training --local` on the real data file, in a fresh
+    """`creditrisk pipeline run training` on the real data file, in a fresh
     embedded home (no champion yet): the gate passes and version 1 becomes champion."""
     from creditrisk.settings import reset_settings
 
@@ -40,7 +40,7 @@ def promoted_run(tmp_path_factory: pytest.TempPathFactory, real_data_path: Path,
         mp.setenv("CREDITRISK_HOME", str(home))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         reset_settings()
-        proc = run_cli("run", "training", "--local", "--data", str(real_data_path),
+        proc = run_cli("run", "training", "--data", str(real_data_path),
                        "--config", str(fast_config))
     reset_settings()
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -43,7 +43,7 @@ def _nothing_registered() -> None:
 @pytest.mark.integration
 def test_missing_data_file(tmp_path: Path, fast_config: Path) -> None:
     missing = tmp_path / "nope.csv"
-    proc = run_cli("run", "training", "--local", "--data", str(missing), "--config",
+    proc = run_cli("run", "training", "--data", str(missing), "--config",
                    str(fast_config))
     _assert_failed_in_ingest(proc, f"{missing}: no such file")
     _nothing_registered()
@@ -53,7 +53,7 @@ def test_missing_data_file(tmp_path: Path, fast_config: Path) -> None:
 def test_bad_config(tmp_path: Path, real_data_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("cv:\n  folds: 1\nsearch:\n  enabeld: true\n")
-    proc = run_cli("run", "training", "--local", "--data", str(real_data_path), "--config",
+    proc = run_cli("run", "training", "--data", str(real_data_path), "--config",
                    str(bad))
     _assert_failed_in_ingest(proc, f"{bad}: invalid config", "cv.folds",
                              "search.enabeld: Extra inputs are not permitted")
@@ -63,7 +63,7 @@ def test_bad_config(tmp_path: Path, real_data_path: Path) -> None:
 @pytest.mark.integration
 def test_unreachable_tracking_server(real_data_path: Path, fast_config: Path) -> None:
     uri = f"http://127.0.0.1:{free_port()}"
-    proc = run_cli("run", "training", "--local", "--data", str(real_data_path), "--config",
+    proc = run_cli("run", "training", "--data", str(real_data_path), "--config",
                    str(fast_config), "--tracking-uri", uri)
     _assert_failed_in_ingest(proc, f"MLflow tracking server {uri} is not reachable")
 
@@ -85,7 +85,7 @@ def test_cli_refuses_mixed_or_missing_options(tmp_path: Path) -> None:
     proc = run_cli("run", "training", "--input", "x.csv", "--data", "y.csv")
     assert proc.returncode == 2 and "options of batch-scoring" in proc.stderr
     proc = run_cli("run", "training", "--no-local", "--data", "y.csv")
-    assert proc.returncode == 2 and "creditrisk pipeline submit" in proc.stderr
+    assert proc.returncode == 2 and "No such option: --no-local" in proc.stderr
     proc = run_cli("submit", "training", "--host", "http://127.0.0.1:9")
     assert proc.returncode == 2 and "needs --data" in proc.stderr
 
@@ -94,7 +94,7 @@ def test_cli_refuses_mixed_or_missing_options(tmp_path: Path) -> None:
 def test_no_data_file_and_no_canonical_file() -> None:
     from creditrisk.settings import get_settings
 
-    proc = run_cli("run", "training", "--local")
+    proc = run_cli("run", "training")
     assert proc.returncode == 2
     assert f"no data: {get_settings().canonical_data_path} does not exist" in proc.stderr
     assert "creditrisk data fetch" in proc.stderr

@@ -128,7 +128,7 @@ def test_batch_scoring_with_the_champion(promoted_run, real_data_path: Path, tmp
     src = tmp_path / "clients.csv"
     clients.to_csv(src, index=False)
     out = tmp_path / "scored" / "{date}" / "scored-{run_id}.csv"
-    proc = run_cli("run", "batch-scoring", "--local", "--input", str(src), "--output", str(out))
+    proc = run_cli("run", "batch-scoring", "--input", str(src), "--output", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
     summary = result["summary"]

@@ -56,9 +56,9 @@ def ensure_bucket(layout: StackLayout) -> None:
 
 def run_training(layout: StackLayout, *, data_path: str, config: Path | None,
                  env: Mapping[str, str], progress: Progress) -> dict[str, Any]:
-    """`creditrisk pipeline run training --local` against the stack's MLflow server; its
+    """`creditrisk pipeline run training` against the stack's MLflow server; its
     progress is the pipeline step the log names last. Returns the command's summary."""
-    cmd = [sys.executable, "-m", "creditrisk", "pipeline", "run", "training", "--local",
+    cmd = [sys.executable, "-m", "creditrisk", "pipeline", "run", "training",
            "--data", data_path, "--tracking-uri", layout.url("mlflow")]
     if config is not None:
         cmd += ["--config", str(config.resolve())]

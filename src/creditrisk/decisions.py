@@ -2,15 +2,19 @@
 
 Each gate verdict that rejects a candidate, each promotion, rollback and deployment is
 one JSON object of its own under ``<decisions_location>/<model name>/``
-(:attr:`creditrisk.settings.Settings.decisions_location`): an ``s3://`` prefix beside
-the MLflow server's artifacts (``s3://mlflow/decisions/`` for ``s3://mlflow/artifacts``),
-or a folder under the settings' home for the embedded store. MLflow keeps no history of
+(:attr:`creditrisk.settings.Settings.decisions_location`): with a tracking server, the
+``decisions/`` folder of its artifact root, written through its artifact proxy
+(``mlflow-artifacts:/decisions``: clients need no S3 credentials, as for models; on the
+cluster that is ``s3://mlflow/artifacts/decisions/``); an explicit ``s3://`` prefix
+(``CREDITRISK_DECISIONS_URI``), written directly; or a folder under the settings' home
+for the embedded store. MLflow keeps no history of
 alias moves and its tags are rewritten in place; these objects are never overwritten:
 
 * the key is ``<ns since the epoch, 20 digits>-<action>-<random>.json``, so keys sort
   in time order and two writers never pick the same one;
 * S3: ``put_object(..., IfNoneMatch="*")`` (a conditional write: an existing key is
-  refused with 412, never replaced); a local folder: ``open(path, "x")``.
+  refused with 412, never replaced); a local folder: ``open(path, "x")``; the proxy has
+  no conditional write: the new key is checked absent first.
 
 A record holds the time, who acted (:func:`actor`: the OS user, or the pipeline run
 inside :func:`acting_as`), the action, the model versions, the metrics and evidence the
@@ -114,6 +118,10 @@ def actor() -> dict[str, str]:
 # --------------------------------------------------------------------------------------
 
 
+#: The tracking server's artifact proxy (``mlflow server --serve-artifacts``).
+PROXY = "mlflow-artifacts:"
+
+
 def _location() -> str:
     """This model's folder of records: ``<decisions_location>/<model name>``."""
     settings = get_settings()
@@ -141,6 +149,8 @@ def record(decision: Decision) -> Decision:
     try:
         if where.startswith("s3://"):
             _put_s3(where, decision.key, data)
+        elif where.startswith(PROXY):
+            _put_proxied(where, decision.key, data)
         else:
             _put_local(Path(where.removeprefix("file://")), decision.key, data)
     except Exception as exc:
@@ -159,6 +169,37 @@ def _put_s3(where: str, key: str, data: bytes) -> None:
         raise RegistryError(s3_error_reason(exc)) from exc
 
 
+def _repository(where: str) -> Any:
+    """MLflow's artifact repository for ``mlflow-artifacts:/...`` (the tracking server's
+    artifact proxy: clients write through the server, with no S3 credentials of their
+    own, as they log models)."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    from creditrisk.settings import configure_mlflow
+
+    configure_mlflow()
+    return get_artifact_repository(where)
+
+
+def _put_proxied(where: str, key: str, data: bytes) -> None:
+    """Through the server's proxy there is no conditional write: the key is new (time
+    and randomness) and is checked absent first; nothing of ours ever rewrites one."""
+    import tempfile
+
+    repo = _repository(where)
+    if key in _proxied_keys(where):
+        raise RegistryError(f"{where}/{key} exists already: a record is never replaced")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / key
+        path.write_bytes(data)
+        repo.log_artifact(str(path))
+
+
+def _proxied_keys(where: str) -> list[str]:
+    return [Path(f.path).name for f in _repository(where).list_artifacts()
+            if not f.is_dir and f.path.endswith(".json")]
+
+
 def _put_local(folder: Path, key: str, data: bytes) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / key, "xb") as f:  # "x": an existing file is never replaced
@@ -173,6 +214,8 @@ def keys() -> list[str]:
     try:
         if where.startswith("s3://"):
             return sorted(_s3_keys(where))
+        if where.startswith(PROXY):
+            return sorted(_proxied_keys(where))
         folder = Path(where.removeprefix("file://"))
         return sorted(p.name for p in folder.glob("*.json")) if folder.is_dir() else []
     except RegistryError:
@@ -206,6 +249,11 @@ def read(key: str) -> Decision:
 
             bucket, name = split_s3_uri(f"{where}/{key}")
             data = s3_client().get_object(Bucket=bucket, Key=name)["Body"].read()
+        elif where.startswith(PROXY):
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                data = Path(_repository(where).download_artifacts(key, tmp)).read_bytes()
         else:
             data = (Path(where.removeprefix("file://")) / key).read_bytes()
     except Exception as exc:

@@ -166,15 +166,13 @@ class Settings(BaseSettings):
     @property
     def decisions_location(self) -> str:
         """Where the decision records live (:mod:`creditrisk.decisions`): the explicit
-        ``decisions_uri``; with a tracking server and an ``s3://`` artifacts destination
-        the ``decisions`` prefix beside it (``s3://mlflow/artifacts`` ->
-        ``s3://mlflow/decisions``); else a folder under ``home``."""
+        ``decisions_uri``; with a tracking server, the ``decisions`` folder of its artifact
+        root through its proxy (``mlflow-artifacts:/decisions``); else a folder under
+        ``home``."""
         if self.decisions_uri:
             return self.decisions_uri
-        dest = self.mlflow_artifacts_destination.rstrip("/")
-        if self.tracking_uri.startswith(("http://", "https://")) and dest.startswith("s3://"):
-            parent = dest.rpartition("/")[0] if dest.count("/") > 2 else dest
-            return f"{parent}/decisions"
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return "mlflow-artifacts:/decisions"
         return str(self.home / "decisions")
 
     @property

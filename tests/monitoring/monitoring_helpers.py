@@ -14,6 +14,12 @@ import pandas as pd
 
 from creditrisk.contract import FEATURE_NAMES
 
+#: The day of prediction log the real-data tests write and read, and the two fields they
+#: shift on purpose.
+T0 = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
+SINCE, UNTIL = "2026-03-01T00:00:00Z", "2026-03-02T00:00:00Z"
+SHIFTED = ("LIMIT_BAL", "AGE")
+
 
 def write_log(root: Path, frame: pd.DataFrame, probability: np.ndarray, *,
               start: dt.datetime, step_s: float = 1.0, batch: int = 50,

@@ -4,7 +4,6 @@ the score-band back-test; the stability page drawn by headless Chromium."""
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,19 @@ import pytest
 
 from creditrisk.contract import FEATURE_NAMES, TARGET
 from tests.helpers import colour_count, offline_page_pixels
-from tests.monitoring.monitoring_helpers import json_out, run_cli, write_labels, write_log
+from tests.monitoring.monitoring_helpers import (
+    SHIFTED,
+    SINCE,
+    T0,
+    UNTIL,
+    json_out,
+    run_cli,
+    write_labels,
+    write_log,
+)
 
 pytestmark = pytest.mark.integration
 
-T0 = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
-SINCE, UNTIL = "2026-03-01T00:00:00Z", "2026-03-02T00:00:00Z"
-SHIFTED = ("LIMIT_BAL", "AGE")
 
 
 @pytest.fixture(scope="module")

@@ -251,9 +251,7 @@ def drift_job(*, current: str, out: Path, reference: str | None = None,
                            ref_source=ref_source, cfg=cfg, log=log, seconds=seconds)
     msg = _too_few_rows(report, cfg, f"window {window}" if window else current)
     if msg:
-        report.update(status="too_few_rows", message=msg)
-        _write_json(out / DRIFT_JSON, report)
-        return JobOutcome(TOO_FEW_ROWS, report, [msg, "nothing pushed"], warnings)
+        return _too_few(out / DRIFT_JSON, report, msg, warnings)
 
     source = ModelSource(uri=model, version=version)
     messages = _compare(cur, ref, version=ref_version, model=source, cfg=cfg, out=out,
@@ -417,6 +415,14 @@ def _performance_findings(joined: Any, report: dict[str, Any],
                                       "threshold_source": source}
 
 
+def _too_few(path: Path, report: dict[str, Any], msg: str, warnings: list[str]
+             ) -> JobOutcome:
+    """Exit 3: the report, with why, written to ``path``; nothing pushed."""
+    report.update(status="too_few_rows", message=msg)
+    _write_json(path, report)
+    return JobOutcome(TOO_FEW_ROWS, report, [msg, "nothing pushed"], warnings)
+
+
 def _log_window(log: str, out: Path, since: str | None, until: str | None,
                 default_span: str) -> tuple[Window, LogRead, list[str]]:
     """The window of the prediction log at ``log`` a job reads (``out`` made ready):
@@ -464,9 +470,7 @@ def performance_job(*, log: str, labels: str, out: Path, since: str | None = Non
         msg = (f"too few labelled rows in window {window}: {n} (at least "
                f"{cfg.performance.min_labelled_rows}, monitoring.performance."
                "min_labelled_rows, with both outcomes)")
-        report.update(status="too_few_rows", message=msg)
-        _write_json(out / PERFORMANCE_JSON, report)
-        return JobOutcome(TOO_FEW_ROWS, report, [msg, "nothing pushed"], warnings)
+        return _too_few(out / PERFORMANCE_JSON, report, msg, warnings)
     _performance_findings(joined, report, risk_bands or _default_risk_bands(), warnings)
     report["seconds"] = time.perf_counter() - t0
     _write_json(out / PERFORMANCE_JSON, report)
@@ -592,9 +596,7 @@ def challenger_job(*, log: str, out: Path, labels: str | None = None,
         msg = (f"too few shadow-scored records in window {window}: {rows['shadow_scored']} "
                f"of {rows['records']} (at least {cfg.challenger.min_records}, "
                "monitoring.challenger.min_records)")
-        report.update(status="too_few_rows", message=msg)
-        _write_json(out / CHALLENGER_JSON, report)
-        return JobOutcome(TOO_FEW_ROWS, report, [msg, "nothing pushed"], warnings)
+        return _too_few(out / CHALLENGER_JSON, report, msg, warnings)
     t1 = time.perf_counter()
     report["scores"] = ch.score_comparison(shadow, cfg.stability.bands())
     report["swaps"] = ch.swap_table(shadow, risk_bands or _default_risk_bands())

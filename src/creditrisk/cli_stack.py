@@ -64,6 +64,28 @@ def _render_jobs(facts: dict[str, Any], out: Console) -> None:
         shown = ", ".join(f"{k} {_fmt(v)}" for k, v in p.items()
                           if k not in ("json", "exit_code", "message"))
         out.print(f"  [cyan]{'live performance':<24}[/] {shown}  report {p.get('json')}")
+    _render_challenger(facts, out)
+
+
+def _render_challenger(facts: dict[str, Any], out: Console) -> None:
+    """The challenger's line (its model, where it answers) and its evidence job's."""
+    if not facts.get("challenger"):
+        return
+    t = facts.get("traffic") or {}
+    scored = (f"; {t['shadow_scored_records']} records scored in shadow"
+              if "shadow_scored_records" in t else "")
+    out.print(f"  [cyan]{'challenger (shadow)':<24}[/] {facts['challenger']['model']} at "
+              f"{facts.get('urls', {}).get('challenger')}{scored}", highlight=False)
+    c = facts["challenger"].get("evidence") or {}
+    if c and c.get("exit_code"):
+        out.print(f"  [cyan]{'champion/challenger':<24}[/] [yellow]not judged[/]: "
+                  f"{c.get('message')}", highlight=False)
+    elif c:
+        shown = ", ".join(f"{k} {_fmt(c[k])}" for k in ("shadow_scored", "agreement", "psi",
+                                                       "correlation", "labelled",
+                                                       "roc_auc_loss") if k in c)
+        out.print(f"  [cyan]{'champion/challenger':<24}[/] {shown}  report {c.get('html')}",
+                  highlight=False)
 
 
 def render_summary(facts: dict[str, Any], out: Console) -> None:

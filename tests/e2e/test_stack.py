@@ -1,9 +1,10 @@
 """End to end: `creditrisk stack up` on the real data file brings up the whole system —
 moto's S3 server, a real MLflow server, the KFP training pipeline through the local
 runner, the KServe predictor and transformer, Prometheus with the alert rules and the
-Pushgateway, real held-out traffic and both monitoring jobs — that each server comes
-back after it is killed, and that `creditrisk stack down` leaves no process and no port
-behind.
+Pushgateway, a challenger predictor scoring every answered record in shadow, real
+held-out traffic and the monitoring jobs (drift, live performance, champion/challenger)
+— that each server comes back after it is killed, and that `creditrisk stack down`
+leaves no process and no port behind.
 
 Runs the CLI as a user would (subprocesses, free ports, its own state folder) with the
 quick training config. One stack for the module; the tests run in file order and the
@@ -27,13 +28,13 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import REPO, free_port, require_binary
+from tests.helpers import REPO, free_port, require_binary, save_synthetic_model
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 PORT_VARS = ("S3_PORT", "MLFLOW_PORT", "PROMETHEUS_PORT", "PUSHGATEWAY_PORT",
              "TRANSFORMER_HTTP_PORT", "TRANSFORMER_GRPC_PORT", "PREDICTOR_HTTP_PORT",
-             "PREDICTOR_GRPC_PORT")
+             "PREDICTOR_GRPC_PORT", "CHALLENGER_HTTP_PORT", "CHALLENGER_GRPC_PORT")
 
 
 class Stack:
@@ -94,8 +95,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory, real_data_path: Path) -> Ite
     env |= {"CREDITRISK_HOME": str(home), "COLUMNS": "200"}
     env |= {f"CREDITRISK_{v}": str(free_port()) for v in PORT_VARS}
     s = Stack(env, home)
+    # a challenger that differs from the champion (a small model of synthetic data)
+    challenger = save_synthetic_model(tmp_path_factory.mktemp("challenger") / "model",
+                                      seed=1, trees=25)
     up = s.cli("up", "--config", str(REPO / "configs" / "quick.yaml"), "--data",
-               str(real_data_path), "--records", "1500", "--json", timeout=840)
+               str(real_data_path), "--records", "1500", "--challenger", str(challenger),
+               "--json", timeout=840)
     try:
         assert up.returncode == 0, f"stack up failed:\n{up.stderr[-4000:]}"
         s.facts = json.loads(up.stdout)
@@ -112,7 +117,8 @@ def test_status_reports_the_running_stack(stack: Stack) -> None:
     assert st["running"] is True and st["phase"] == "up"
     states = {p["name"]: p["state"] for p in st["processes"]}
     assert states == dict.fromkeys(("s3", "mlflow", "pushgateway", "prometheus",
-                                    "predictor", "transformer"), "RUNNING")
+                                    "predictor", "transformer", "challenger"), "RUNNING")
+    assert st["urls"]["challenger"] == stack.url("CHALLENGER_HTTP_PORT")
     assert st["urls"]["mlflow"] == stack.url("MLFLOW_PORT")
     assert st["urls"]["endpoint"] == stack.url("TRANSFORMER_HTTP_PORT")
     assert st["urls"]["prometheus"] == stack.url("PROMETHEUS_PORT")
@@ -168,7 +174,8 @@ def test_prometheus_scrapes_servers_and_pushgateway(stack: Stack) -> None:
     from creditrisk.monitoring import names
 
     health = stack.status()["prometheus_targets"]
-    for job in (names.TRANSFORMER_JOB, names.PREDICTOR_JOB, names.PUSHGATEWAY_JOB):
+    for job in (names.TRANSFORMER_JOB, names.PREDICTOR_JOB, names.PUSHGATEWAY_JOB,
+                names.CHALLENGER_SERVER_JOB):
         assert health.get(job) == "up", health
     served = stack.promql(f'sum(creditrisk_requests_total{{job="{names.TRANSFORMER_JOB}",'
                           'status="200"})')
@@ -178,8 +185,13 @@ def test_prometheus_scrapes_servers_and_pushgateway(stack: Stack) -> None:
                         ',status="200"}[10m]))')
     assert grew and float(grew[0]["value"][1]) > 0
     assert stack.promql(f'creditrisk_requests_total{{job="{names.PREDICTOR_JOB}"}}')
+    # the challenger answered the shadow calls; the transformer counted them
+    assert stack.promql(f'creditrisk_requests_total{{job="{names.CHALLENGER_SERVER_JOB}"}}')
+    ok = stack.promql('sum(creditrisk_shadow_requests_total{outcome="ok"})')
+    assert ok and float(ok[0]["value"][1]) > 0
     for metric in (names.DRIFT_SHARE, names.DRIFT_DETECTED, names.DRIFT_FEATURE_SCORE,
-                   names.DRIFT_LAST_SUCCESS, names.LIVE_ROC_AUC):
+                   names.DRIFT_LAST_SUCCESS, names.LIVE_ROC_AUC,
+                   names.CHALLENGER_AGREEMENT, names.CHALLENGER_LAST_SUCCESS):
         result = stack.promql(metric)
         assert result, f"{metric} not in Prometheus"
     rules = json.load(urllib.request.urlopen(
@@ -218,6 +230,37 @@ def test_drift_and_performance_reports_written(stack: Stack) -> None:
     assert labels[0] == "request_id,record,label" and len(labels) == 1501
 
 
+def test_the_challenger_scored_every_answered_record_in_shadow(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`stack up --challenger`: every logged record carries both scores, the champion's
+    answers are the champion's, and the champion/challenger job judged the window."""
+    from creditrisk.monitoring.logreader import read_records
+
+    for k, v in {"AWS_ENDPOINT_URL": stack.url("S3_PORT"), "AWS_ACCESS_KEY_ID": "testing",
+                 "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"
+                 }.items():
+        monkeypatch.setenv(k, v)
+    t = stack.facts["traffic"]
+    assert t["shadow_scored_records"] == t["logged_records"] == 1500
+    frame = read_records(stack.facts["prediction_log"])
+    shadow = [c for c in frame["challenger"] if isinstance(c, dict)]
+    assert len(shadow) == len(frame) >= 1500  # with the earlier tests' own requests
+    assert all(0.0 <= c["probability"] <= 1.0 for c in shadow)
+    differ = sum(abs(c["probability"] - p) > 1e-6
+                 for c, p in zip(frame["challenger"], frame["probability"], strict=True))
+    assert differ > 1000, "the challenger should score differently from the champion"
+    assert set(frame["model_version"]) == {stack.facts["champion"]["version"]}
+    evidence = stack.facts["challenger"]["evidence"]
+    assert evidence["exit_code"] == 0, evidence
+    assert evidence["shadow_scored"] == 1500 and evidence["labelled"] == 1500
+    assert 0.0 <= evidence["agreement"] <= 1.0
+    report = json.loads(Path(evidence["json"]).read_text())
+    assert report["labelled"]["rows"] == 1500
+    assert Path(evidence["html"]).stat().st_size > 2_000
+    shown = stack.cli("status")
+    assert "challenger (shadow)" in shown.stdout and "champion/challenger" in shown.stdout
+
+
 def test_grafana_provisioning_points_at_the_stack(stack: Stack) -> None:
     g = stack.facts["grafana"]
     ds = Path(g["provisioning"], "datasources", "creditrisk.yaml").read_text()
@@ -233,7 +276,8 @@ SERVES = {"predictor": ("PREDICTOR_HTTP_PORT", "/v2/health/ready"),
           "prometheus": ("PROMETHEUS_PORT", "/-/ready"),
           "pushgateway": ("PUSHGATEWAY_PORT", "/-/ready"),
           "mlflow": ("MLFLOW_PORT", "/health"),
-          "s3": ("S3_PORT", "/")}
+          "s3": ("S3_PORT", "/"),
+          "challenger": ("CHALLENGER_HTTP_PORT", "/v2/health/ready")}
 
 
 def _serves(url: str) -> bool:

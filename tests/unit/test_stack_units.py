@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.server
+import re
 import socket
 import subprocess
 import sys
@@ -159,10 +160,28 @@ def test_prometheus_config_scrapes_the_stack_and_loads_the_rules(tmp_path: Path)
     rules = observability.rule_files()
     cfg = yaml.safe_load(observability.write_prometheus_config(layout, rules).read_text())
     targets = {j["job_name"]: j["static_configs"][0]["targets"] for j in cfg["scrape_configs"]}
-    assert set(observability.scrape_jobs()) <= set(targets)
-    transformer = targets[observability.scrape_jobs()[0]]
+    assert set(observability.scrape_jobs(layout)) <= set(targets)
+    transformer = targets[observability.scrape_jobs(layout)[0]]
     assert transformer == [f"127.0.0.1:{layout.ports['transformer']}"]
     assert cfg["rule_files"] == [str(p) for p in rules]
+
+
+def test_prometheus_scrapes_the_challenger_only_on_a_stack_with_one(tmp_path: Path) -> None:
+    from creditrisk.monitoring import names
+
+    def jobs(layout: StackLayout) -> dict[str, list[str]]:
+        cfg = yaml.safe_load(observability.write_prometheus_config(layout, []).read_text())
+        return {j["job_name"]: j["static_configs"][0]["targets"]
+                for j in cfg["scrape_configs"]}
+
+    assert names.CHALLENGER_SERVER_JOB not in jobs(_layout(tmp_path))
+    with_one = StackLayout.from_settings(get_settings(), state_dir=tmp_path / "stack",
+                                         challenger="@challenger")
+    assert jobs(with_one)[names.CHALLENGER_SERVER_JOB] == [
+        f"127.0.0.1:{with_one.ports['challenger']}"]
+    assert names.CHALLENGER_SERVER_JOB in observability.scrape_jobs(with_one)
+    # the champion's predictor alerts and panels select jobs by these regexes
+    assert not re.search(".*(predictor|transformer).*", names.CHALLENGER_SERVER_JOB)
 
 
 def test_grafana_provisioning(tmp_path: Path) -> None:

@@ -104,3 +104,6 @@ PERFORMANCE_INTERVAL_S = 86400
 TRANSFORMER_JOB = f"{PREFIX}-transformer"
 PREDICTOR_JOB = f"{PREFIX}-predictor"
 PUSHGATEWAY_JOB = f"{PREFIX}-pushgateway"
+#: The challenger's predictor (shadow scoring): a name matching neither regex, so the
+#: champion's predictor alerts and panels never read the challenger's series.
+CHALLENGER_SERVER_JOB = f"{PREFIX}-challenger-server"

@@ -47,18 +47,19 @@ class PrometheusError(CreditRiskError):
 
 
 def prometheus_config(*, transformer: Sequence[str] = (), predictor: Sequence[str] = (),
-                      pushgateway: str | None = None,
+                      challenger: Sequence[str] = (), pushgateway: str | None = None,
                       rule_files: Sequence[str | Path] = (),
                       alertmanager: str | None = None,
                       scrape_interval: str = "15s",
                       evaluation_interval: str | None = None) -> dict[str, Any]:
-    """A ``prometheus.yml`` as a mapping. ``transformer``/``predictor``/``pushgateway``
-    are ``host:port`` targets (scraped at ``/metrics`` with the job names of
-    :mod:`creditrisk.monitoring.names`; the Pushgateway with ``honor_labels`` so the
-    pushed ``job`` label is kept)."""
+    """A ``prometheus.yml`` as a mapping. ``transformer``/``predictor``/``challenger``
+    (a shadow-scoring challenger's predictor)/``pushgateway`` are ``host:port`` targets
+    (scraped at ``/metrics`` with the job names of :mod:`creditrisk.monitoring.names`;
+    the Pushgateway with ``honor_labels`` so the pushed ``job`` label is kept)."""
     jobs: list[dict[str, Any]] = []
     for job, targets in ((names.TRANSFORMER_JOB, transformer),
-                         (names.PREDICTOR_JOB, predictor)):
+                         (names.PREDICTOR_JOB, predictor),
+                         (names.CHALLENGER_SERVER_JOB, challenger)):
         if targets:
             jobs.append({"job_name": job, "static_configs": [{"targets": list(targets)}]})
     if pushgateway:

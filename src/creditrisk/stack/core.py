@@ -208,16 +208,30 @@ def _send_traffic(run: Run) -> None:
         run.progress("waiting for the prediction log to reach the bucket")
         sent = sum(traffic.records.values())
         logged = wait_prediction_log(layout.prediction_log_uri, sent)
-    run.facts["traffic"] = {**traffic.as_dict(), "logged_records": logged}
+        shadow = (wait_prediction_log(layout.prediction_log_uri, sent, timeout_s=30,
+                                      shadow=True) if layout.challenger else None)
+    run.facts["traffic"] = {**traffic.as_dict(), "logged_records": logged,
+                            **({"shadow_scored_records": shadow} if shadow is not None
+                               else {})}
     if logged < sent:
         raise StackError(f"only {logged} of {sent} scored records reached "
                          f"{layout.prediction_log_uri}; see {layout.log_file('transformer')}")
+    if shadow is not None and shadow < sent:  # the challenger never changes an answer
+        run.facts["missing"].append(
+            f"the challenger scored {shadow} of {sent} records in shadow (drops are "
+            f"counted in creditrisk_shadow_requests_total); see "
+            f"{layout.log_file('challenger')}")
 
 
 def _monitor(run: Run) -> None:
-    run.progress("running the drift and live-performance jobs")
-    run.facts |= jobs.run_jobs(run.layout, env=run.env,
-                               with_pushgateway=run.checked.with_prometheus)
+    run.progress("running the drift and live-performance jobs"
+                 + (" and the champion/challenger job" if run.layout.challenger else ""))
+    results = jobs.run_jobs(run.layout, env=run.env,
+                            with_pushgateway=run.checked.with_prometheus)
+    evidence = results.pop("challenger", None)
+    run.facts |= results
+    if evidence is not None:  # beside the challenger's model, not over it
+        run.facts["challenger"]["evidence"] = evidence
 
 
 def _check_prometheus(run: Run) -> None:
@@ -227,7 +241,7 @@ def _check_prometheus(run: Run) -> None:
     url = run.layout.url("prometheus")
     run.progress("checking that Prometheus scrapes every target")
     run.facts["prometheus_targets"] = observability.wait_targets_up(
-        url, observability.scrape_jobs())
+        url, observability.scrape_jobs(run.layout))
     run.facts["prometheus_pages"] = observability.ui_pages(url)
 
 

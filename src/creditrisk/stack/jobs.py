@@ -1,6 +1,7 @@
-"""The stack's monitoring jobs: `creditrisk monitor drift` and `creditrisk monitor
-performance`, run as the commands a user would type (their output in the log folder,
-their reports under ``reports/``), and the short summaries the facts keep."""
+"""The stack's monitoring jobs: `creditrisk monitor drift`, `creditrisk monitor
+performance` and, with a challenger, `creditrisk monitor challenger`, run as the
+commands a user would type (their output in the log folder, their reports under
+``reports/``), and the short summaries the facts keep."""
 
 from __future__ import annotations
 
@@ -65,16 +66,32 @@ def performance_summary(r: dict[str, Any]) -> dict[str, Any]:
             "message": d.get("message")}
 
 
+def challenger_summary(r: dict[str, Any]) -> dict[str, Any]:
+    d = r.get("result") or {}
+    s = d.get("scores") or {}
+    lab = d.get("labelled") or {}
+    out: dict[str, Any] = {"shadow_scored": (d.get("rows") or {}).get("shadow_scored")}
+    if s:
+        out |= {"agreement": s["agreement"], "psi": s["psi"]["psi"],
+                "correlation": s["correlation"]["pearson"]}
+    if lab:
+        out |= {"labelled": lab["rows"], "roc_auc_loss": lab["roc_auc_loss"]}
+    return {**out, "html": str(Path(r["out"]) / "challenger.html"), "json": r["report"],
+            "exit_code": r["exit_code"], "message": d.get("message")}
+
+
 def run_jobs(layout: StackLayout, *, env: Mapping[str, str], with_pushgateway: bool
              ) -> dict[str, dict[str, Any]]:
-    """Both jobs at once (they are independent) on the prediction log and the labels."""
-    with ThreadPoolExecutor(2) as pool:
-        drift = pool.submit(run_monitor, layout, "drift",
-                            ["--current", layout.prediction_log_uri],
-                            env=env, with_pushgateway=with_pushgateway)
-        perf = pool.submit(run_monitor, layout, "performance",
-                           ["--log", layout.prediction_log_uri,
-                            "--labels", str(layout.labels_file)],
-                           env=env, with_pushgateway=with_pushgateway)
-        return {"drift": drift_summary(drift.result()),
-                "performance": performance_summary(perf.result())}
+    """The jobs at once (they are independent) on the prediction log and the labels:
+    drift, live performance and, on a stack with a challenger, champion/challenger."""
+    log, labels = layout.prediction_log_uri, str(layout.labels_file)
+    args = {"drift": ["--current", log], "performance": ["--log", log, "--labels", labels]}
+    if layout.challenger:
+        args["challenger"] = ["--log", log, "--labels", labels]
+    summaries = {"drift": drift_summary, "performance": performance_summary,
+                 "challenger": challenger_summary}
+    with ThreadPoolExecutor(len(args)) as pool:
+        runs = {job: pool.submit(run_monitor, layout, job, a, env=env,
+                                 with_pushgateway=with_pushgateway)
+                for job, a in args.items()}
+        return {job: summaries[job](f.result()) for job, f in runs.items()}

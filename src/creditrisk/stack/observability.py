@@ -1,7 +1,7 @@
 """The local stack's Prometheus configuration and the Grafana provisioning files.
 
-Prometheus scrapes the transformer, the predictor and the Pushgateway (the drift and
-live-performance jobs push there) and loads the alert rule groups of
+Prometheus scrapes the transformer, the predictor, the challenger's predictor (on a stack
+with one) and the Pushgateway (the monitoring jobs push there) and loads the alert rule groups of
 ``monitoring/rules/`` (the one source of the rules). Grafana cannot run on every machine,
 so ``stack up`` only writes its provisioning: a datasource pointing at this Prometheus
 and a dashboard provider for ``monitoring/dashboards/*.json``. Once Prometheus runs, the
@@ -36,11 +36,13 @@ UI_PAGES = {
 }
 
 
-def scrape_jobs() -> list[str]:
-    """The job names Prometheus scrapes (the monitoring issue's names)."""
+def scrape_jobs(layout: StackLayout) -> list[str]:
+    """The job names Prometheus scrapes (the monitoring issue's names); the challenger's
+    predictor only on a stack that has one."""
     from creditrisk.monitoring import names
 
-    return [names.TRANSFORMER_JOB, names.PREDICTOR_JOB, names.PUSHGATEWAY_JOB]
+    return [names.TRANSFORMER_JOB, names.PREDICTOR_JOB, names.PUSHGATEWAY_JOB,
+            *([names.CHALLENGER_SERVER_JOB] if layout.challenger else [])]
 
 
 def rule_files() -> list[Path]:
@@ -58,7 +60,8 @@ def dashboards_dir() -> Path:
 
 def write_prometheus_config(layout: StackLayout, rules: list[Path]) -> Path:
     """prometheus.yml of the stack (rendered by the monitoring issue's helper): the
-    transformer, the predictor, the Pushgateway (``honor_labels``) and the rules."""
+    transformer, the predictor, the challenger's predictor when there is one, the
+    Pushgateway (``honor_labels``) and the rules."""
     from creditrisk.monitoring.promconfig import write_prometheus_config as render
 
     def target(name: str) -> str:
@@ -66,6 +69,7 @@ def write_prometheus_config(layout: StackLayout, rules: list[Path]) -> Path:
 
     return render(layout.prometheus_dir / "prometheus.yml",
                   transformer=[target("transformer")], predictor=[target("predictor")],
+                  challenger=[target("challenger")] if layout.challenger else [],
                   pushgateway=target("pushgateway"), rule_files=rules,
                   scrape_interval=SCRAPE_INTERVAL)
 

@@ -138,19 +138,24 @@ def send_heldout(transformer_url: str, model_name: str, frame: pd.DataFrame, *,
     return out
 
 
-def wait_prediction_log(uri: str, expected: int, timeout_s: float = 90.0) -> int:
-    """Wait until the transformer has uploaded ``expected`` scored records to ``uri``;
-    the number found (less than ``expected`` after the timeout)."""
+def wait_prediction_log(uri: str, expected: int, timeout_s: float = 90.0, *,
+                        shadow: bool = False) -> int:
+    """Wait until the transformer has uploaded ``expected`` scored records to ``uri``
+    (with ``shadow``: records carrying the challenger's score too, which the shadow
+    scorer logs after the answer); the number found (less than ``expected`` after the
+    timeout)."""
     import contextlib
     import time
 
     from creditrisk.monitoring.logreader import read_records
+    from creditrisk.serve.predlog.schema import CHALLENGER
 
     deadline = time.monotonic() + timeout_s
     n = 0
     while time.monotonic() < deadline:
         with contextlib.suppress(Exception):
-            n = len(read_records(uri))
+            frame = read_records(uri)
+            n = int(frame[CHALLENGER].notna().sum()) if shadow else len(frame)
         if n >= expected:
             return n
         time.sleep(1.0)

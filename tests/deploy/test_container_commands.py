@@ -401,3 +401,70 @@ def test_bucket_job_mlflow_server_and_serving_run_as_the_manifests_say(
     every = {(o["kind"], o["metadata"]["name"], c["name"])
              for o in cluster.objects for _, _, c in containers(o)}
     assert every == cluster.ran | set(STOOD_IN), every - cluster.ran - set(STOOD_IN)
+
+
+def _shadow_scored_log(s3: Any, n: int = 600) -> None:
+    """``n`` records scored by both models, written now by the serving code's writer as
+    the transformer and its shadow scorer write them (the champion's lines, then a
+    follow-up line with the `challenger` field), put under the cluster's prediction-log
+    prefix; their labels (both outcomes) under the labels prefix."""
+    import numpy as np
+
+    from creditrisk.contract import FEATURE_NAMES
+    from creditrisk.serve.predlog import Batch, PredictionLog
+
+    rng = np.random.default_rng(7)
+    p1, p2 = rng.random(n), rng.random(n)
+    X = rng.integers(0, 5, size=(n, len(FEATURE_NAMES))).astype(np.float64)
+    local = Path(tempfile.mkdtemp(prefix="creditrisk-shadow-"))
+    plog = PredictionLog(str(local / "log"))
+    now = time.time()
+    for i, lo in enumerate(range(0, n, 100)):
+        hi = lo + 100
+        args = (f"shadow-{i}", now - 60, "credit-default", "1", X[lo:hi], p1[lo:hi],
+                ["decline" if v >= .5 else "approve" for v in p1[lo:hi]], ["low"] * 100)
+        plog.submit(Batch(*args))
+        plog.submit(Batch(*args, extra={"challenger": [
+            {"version": "2", "probability": float(v),
+             "decision": "decline" if v >= .5 else "approve"} for v in p2[lo:hi]]}))
+    plog.close()
+    if "predictions" not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket="predictions")  # this test alone: the bucket Job did not run
+    for f in (p for p in (local / "log").rglob("*") if p.is_file()):
+        s3.upload_file(str(f), "predictions", f"log/{f.relative_to(local / 'log')}")
+    labels = pd.DataFrame({"request_id": [f"shadow-{i // 100}" for i in range(n)],
+                           "record": [i % 100 for i in range(n)],
+                           "label": (rng.random(n) < p1).astype(int)})
+    s3.put_object(Bucket="predictions", Key="labels/shadow.csv",
+                  Body=labels.to_csv(index=False).encode())
+    shutil.rmtree(local, ignore_errors=True)
+
+
+def test_the_challenger_cronjob_runs_as_the_manifests_say(
+        cluster: Cluster, pushgateway: str, s3_server: dict[str, str],
+        manifests_dir: Path) -> None:
+    """The evidence CronJob of manifests/components/challenger, listed in the kind
+    overlay: its command, arguments and environment, run here against a prediction log
+    with shadow-scored records and labels: it writes its evidence and pushes it."""
+    from test_challenger_deploy import render_with_component
+
+    enabled = Cluster(docs(render_with_component(manifests_dir, "kind")), cluster.root,
+                      dns=cluster.dns)
+    s3 = boto3.client("s3", endpoint_url=s3_server["endpoint"], aws_access_key_id="x",
+                      aws_secret_access_key="x", region_name="us-east-1")
+    _shadow_scored_log(s3)
+    con = enabled.container("CronJob", "creditrisk-challenger")
+    dirs = _dirs(cluster.root, "creditrisk-challenger", con)
+    env = enabled.env(con, dirs)
+    proc = subprocess.run(enabled.argv(con, env, dirs, {}), env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((dirs["/tmp"] / "reports" / "challenger" /
+                         "challenger.json").read_text())
+    assert report["rows"]["shadow_scored"] >= 600 and report["rows"]["labelled"] >= 600
+    assert report["labelled"] is not None
+    assert json.loads(proc.stdout)["rows"] == report["rows"]  # the job's log holds it too
+    with urllib.request.urlopen(pushgateway + "/metrics", timeout=10) as r:
+        pushed = r.read().decode()
+    assert 'job="creditrisk-challenger"' in pushed
+    assert "creditrisk_challenger_decision_agreement" in pushed

@@ -336,11 +336,20 @@ def model_rollback() -> None:
 def model_history(
     as_json: Annotated[bool, typer.Option("--json", help="Every record in full, as a "
                                                          "JSON list.")] = False,
+    verify: Annotated[bool, typer.Option(
+        "--verify", help="Check the records' hash chain instead: exit 1 when a record was "
+        "edited, replaced or deleted after a later one was written.")] = False,
 ) -> None:
     """Every promotion, rejection, rollback and deployment, oldest first (the write-once
     decision records)."""
     from creditrisk import decisions
 
+    if verify:
+        checked = decisions.verify()
+        print_json(checked)
+        if not checked["intact"]:
+            raise typer.Exit(1)
+        return
     records = decisions.history()
     if as_json:
         print_json([d.as_dict() for d in records])

@@ -16,6 +16,16 @@ alias moves and its tags are rewritten in place; these objects are never overwri
   refused with 412, never replaced); a local folder: ``open(path, "x")``; the proxy has
   no conditional write: the new key is checked absent first.
 
+Each record also names the record before it (``previous``: its key and the sha256 of its
+bytes as stored), so the records form a hash chain: :func:`verify` (``model history
+--verify``) finds a record edited, replaced or deleted after a later one was written —
+the tamper evidence an append-only log needs where the store itself (the tracking
+server's proxy, a folder) cannot refuse a rewrite by someone with its credentials. Two
+writers racing may both name the same predecessor (a fork, not a break). For records
+that nobody can rewrite at all, point ``CREDITRISK_DECISIONS_URI`` at an S3 bucket with
+Object Lock and set ``decisions_retention_days``: each record is then written with a
+COMPLIANCE-mode retention (no user, root included, can delete or overwrite it before).
+
 A record holds the time, who acted (:func:`actor`: the OS user, or the pipeline run
 inside :func:`acting_as`), the action, the model versions, the metrics and evidence the
 decision rested on, the verdict and its reasons, and the sha256 of the config it applied
@@ -43,7 +53,8 @@ from typing import Any
 from creditrisk.errors import RegistryError
 from creditrisk.settings import get_settings
 
-SCHEMA_VERSION = 1
+#: 2: records name their predecessor (``previous``); 1 had no link.
+SCHEMA_VERSION = 2
 PROMOTION, REJECTION, ROLLBACK, DEPLOYMENT = "promotion", "rejection", "rollback", "deployment"
 ACTIONS = (PROMOTION, REJECTION, ROLLBACK, DEPLOYMENT)
 #: The actions that move ``@champion`` (their ``versions["after"]`` is where it went).
@@ -69,6 +80,9 @@ class Decision:
     time: str = ""
     time_ns: int = 0
     key: str = ""
+    #: The newest record when this one was written: ``{"key", "sha256"}`` (sha256 of its
+    #: bytes as stored); None for the first record.
+    previous: dict[str, str] | None = None
     schema: int = SCHEMA_VERSION
 
     def as_dict(self) -> dict[str, Any]:
@@ -144,9 +158,10 @@ def record(decision: Decision) -> Decision:
     decision.actor = decision.actor or actor()
     decision.model = decision.model or get_settings().model_name
     decision.key = new_key(decision.action, now)
-    data = json.dumps(decision.as_dict(), sort_keys=True, default=str).encode()
     where = _location()
     try:
+        decision.previous = _newest_link()
+        data = json.dumps(decision.as_dict(), sort_keys=True, default=str).encode()
         if where.startswith("s3://"):
             _put_s3(where, decision.key, data)
         elif where.startswith(PROXY):
@@ -162,9 +177,14 @@ def _put_s3(where: str, key: str, data: bytes) -> None:
     from creditrisk.storage import s3_client, s3_error_reason, split_s3_uri
 
     bucket, prefix = split_s3_uri(where + "/" + key)
+    days = get_settings().decisions_retention_days
+    lock: dict[str, Any] = {} if days is None else {
+        "ObjectLockMode": "COMPLIANCE",
+        "ObjectLockRetainUntilDate": dt.datetime.now(dt.UTC) + dt.timedelta(days=days),
+        "ChecksumAlgorithm": "SHA256"}  # S3 requires a checksum with a retention
     try:
         s3_client().put_object(Bucket=bucket, Key=prefix, Body=data, IfNoneMatch="*",
-                               ContentType="application/json")
+                               ContentType="application/json", **lock)
     except Exception as exc:
         raise RegistryError(s3_error_reason(exc)) from exc
 
@@ -240,8 +260,23 @@ def _s3_keys(where: str) -> list[str]:
     return [k for k in out if "/" not in k and k.endswith(".json")]
 
 
+def _newest_link() -> dict[str, str] | None:
+    """``previous`` of a record written now: the newest record's key and digest."""
+    existing = keys()
+    if not existing:
+        return None
+    return {"key": existing[-1], "sha256": hashlib.sha256(_bytes(existing[-1])).hexdigest()}
+
+
 def read(key: str) -> Decision:
     """One record by its key."""
+    out = Decision.from_dict(json.loads(_bytes(key)))
+    out.key = key
+    return out
+
+
+def _bytes(key: str) -> bytes:
+    """One record's bytes, as stored."""
     where = _location()
     try:
         if where.startswith("s3://"):
@@ -258,9 +293,36 @@ def read(key: str) -> Decision:
             data = (Path(where.removeprefix("file://")) / key).read_bytes()
     except Exception as exc:
         raise RegistryError(f"cannot read the decision record {where}/{key}: {exc}") from exc
-    out = Decision.from_dict(json.loads(data))
-    out.key = key
-    return out
+    return bytes(data)
+
+
+def verify() -> dict[str, Any]:
+    """Check the chain: every record's ``previous`` exists, holds the bytes it was
+    linked with and is older. ``problems``: one line per broken link (a record edited or
+    replaced after its successor was written, or deleted); ``unlinked``: records of
+    schema 1, written before records were chained. A store with no problem may still
+    have lost its newest records (nothing links to them yet)."""
+    names = keys()
+    digests = {k: hashlib.sha256(_bytes(k)).hexdigest() for k in names}
+    problems: list[str] = []
+    unlinked: list[str] = []
+    for i, k in enumerate(names):
+        d = Decision.from_dict(json.loads(_bytes(k)))
+        link = d.previous
+        if d.schema < 2:
+            unlinked.append(k)
+        elif link is None and i > 0:  # (or it raced the very first record)
+            problems.append(f"{k}: names no predecessor, but {names[i - 1]} is older")
+        elif link is not None and link.get("key") not in digests:
+            problems.append(f"{k}: its predecessor {link.get('key')} is missing (deleted)")
+        elif link is not None and digests[link["key"]] != link.get("sha256"):
+            problems.append(f"{k}: its predecessor {link['key']} was changed after it was "
+                            f"written (sha256 {digests[link['key']][:12]}…, linked "
+                            f"{str(link.get('sha256'))[:12]}…)")
+        elif link is not None and link["key"] >= k:
+            problems.append(f"{k}: names a newer record {link['key']} as its predecessor")
+    return {"records": len(names), "intact": not problems, "problems": problems,
+            "unlinked": unlinked, "location": _location()}
 
 
 def _action_of(key: str) -> str:

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
                     "default: `decisions/` beside an s3:// artifacts destination when the "
                     "tracking URI is a server, else `home`/decisions.",
     )
+    decisions_retention_days: int | None = Field(
+        default=None, ge=1,
+        description="With an s3:// `decisions_uri` on a bucket with Object Lock: write each "
+                    "record with a COMPLIANCE-mode retention of this many days (nobody, "
+                    "root included, can delete or overwrite it before); unset: no retention.",
+    )
 
     # --- the cluster's S3 locations (one place: the ConfigMap creditrisk-config sets
     # these as CREDITRISK_* variables; the bucket Job creates the buckets they name) -----

@@ -115,6 +115,12 @@ def test_history_of_promote_reject_rollback_deploy_survives_an_mlflow_restart(
     # MLflow's UI still shows the latest verdict as tags
     assert registry.show()["versions"][1]["tags"]["gate"] == "passed"
 
+    # the records through the proxy form an intact hash chain
+    chain = _cli("model", "history", "--verify")
+    assert chain.returncode == 0, chain.stdout + chain.stderr
+    assert json.loads(chain.stdout)["intact"] is True
+    assert records[0]["previous"] is None
+    assert [r["previous"]["key"] for r in records[1:]] == [r["key"] for r in records[:-1]]
     server.stop()
     server.start()  # the records live in the artifact store, not in MLflow's database
     assert _history() == records
@@ -142,6 +148,71 @@ def test_a_record_is_never_overwritten(s3_server: dict[str, str], tmp_path: Path
         decisions._put_s3(where, first.key, b"{}")
     assert decisions.read(first.key).versions == {"before": "2", "after": "1"}
     assert decisions.keys() == [first.key]
+
+
+def _local_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CREDITRISK_DECISIONS_URI", str(tmp_path / "decisions"))
+    reset_settings()
+    return tmp_path / "decisions" / "credit-default"
+
+
+def test_the_chain_finds_a_record_changed_or_deleted_after_its_successor(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from creditrisk import decisions
+
+    folder = _local_store(tmp_path, monkeypatch)
+    written = [decisions.record(decisions.Decision(
+        action=decisions.PROMOTION, versions={"before": str(v), "after": str(v + 1)}))
+        for v in range(4)]
+    assert decisions.verify()["intact"] is True
+    assert _cli("model", "history", "--verify").returncode == 0
+    second = folder / written[1].key
+    original = second.read_bytes()
+    second.write_bytes(original.replace(b'"after": "2"', b'"after": "9"'))  # edited
+    found = decisions.verify()
+    assert found["intact"] is False
+    assert len(found["problems"]) == 1
+    assert found["problems"][0].startswith(f"{written[2].key}: its predecessor "
+                                           f"{written[1].key} was changed after it was written")
+    shown = _cli("model", "history", "--verify")
+    assert shown.returncode == 1 and written[1].key in shown.stdout
+    second.write_bytes(original)
+    assert decisions.verify()["intact"] is True
+    (folder / written[2].key).unlink()  # deleted
+    assert decisions.verify()["problems"] == [
+        f"{written[3].key}: its predecessor {written[2].key} is missing (deleted)"]
+
+
+def test_object_lock_retention_on_s3(s3_server: dict[str, str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``decisions_retention_days`` on a bucket with Object Lock, a record's version
+    cannot be deleted, by our code or anyone's; a bucket without the lock is refused."""
+    import boto3
+
+    from creditrisk import decisions
+
+    for k, v in s3_server.items():
+        if k.isupper():
+            monkeypatch.setenv(k, v)
+    s3 = boto3.client("s3", endpoint_url=s3_server["endpoint"], region_name="us-east-1")
+    s3.create_bucket(Bucket="decisions-locked", ObjectLockEnabledForBucket=True)
+    monkeypatch.setenv("CREDITRISK_DECISIONS_URI", "s3://decisions-locked/records")
+    monkeypatch.setenv("CREDITRISK_DECISIONS_RETENTION_DAYS", "30")
+    reset_settings()
+    first = decisions.record(decisions.Decision(action=decisions.DEPLOYMENT,
+                                                versions={"deployed": "3"}))
+    key = f"records/credit-default/{first.key}"
+    head = s3.head_object(Bucket="decisions-locked", Key=key)
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    assert (head["ObjectLockRetainUntilDate"].timestamp() - first.time_ns / 1e9) / 86400 > 29
+    with pytest.raises(Exception, match="AccessDenied"):
+        s3.delete_object(Bucket="decisions-locked", Key=key, VersionId=head["VersionId"])
+    assert decisions.read(first.key).versions == {"deployed": "3"}
+    monkeypatch.setenv("CREDITRISK_DECISIONS_URI", "s3://mlflow/no-lock")
+    reset_settings()
+    with pytest.raises(RegistryError, match="ObjectLockConfiguration"):
+        decisions.record(decisions.Decision(action=decisions.DEPLOYMENT,
+                                            versions={"deployed": "3"}))
 
 
 def _promote_after(barrier, version: str) -> None:  # a child process

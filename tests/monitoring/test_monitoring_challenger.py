@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -276,3 +278,222 @@ def test_promote_on_evidence_moves_nothing_on_too_little_and_records_it(
     assert live["figures"]["roc_auc_loss"] == pytest.approx(loss)
     assert live["passed"] and live["source"].endswith("challenger.json")
     assert any("(live evidence)" in r for r in record.reasons)
+
+
+# --------------------------------------------------------------------------------------
+# real-ish data: the quick model on the real held-out split against a second real model,
+# the job pushing to a real Pushgateway, its page in a real browser
+# --------------------------------------------------------------------------------------
+
+
+def _write_pairs(root: Path, X: np.ndarray, p_champion: np.ndarray, p_challenger: np.ndarray,
+                 meta: Any, *, batch: int = 40) -> list[tuple[str, int]]:
+    """Each batch through the real writer as the transformer and its shadow scorer write
+    it: the champion's line, then the follow-up with the challenger's answers."""
+    from creditrisk.scoring import decisions
+
+    plog = PredictionLog(str(root), segment_age_s=3600)
+    keys: list[tuple[str, int]] = []
+    for i, lo in enumerate(range(0, len(X), batch)):
+        hi = min(lo + batch, len(X))
+        p, q = p_champion[lo:hi], p_challenger[lo:hi]
+        decision, bands = decisions(p, meta)
+        b = Batch(f"real-{i:05d}", START.timestamp() + i, "credit-default", "3", X[lo:hi], p,
+                  decision, bands)
+        answers = [{"version": "4", "probability": float(v), "decision": d}
+                   for v, d in zip(q, decisions(q, meta)[0], strict=True)]
+        assert plog.submit(b)
+        assert plog.submit(Batch(b.request_id, b.timestamp, b.model_name, b.model_version,
+                                 b.X, p, decision, bands, extra={"challenger": answers}))
+        keys += [(b.request_id, r) for r in range(hi - lo)]
+    plog.close()
+    return keys
+
+
+@pytest.fixture(scope="module")
+def real_shadow(trained_run: Any, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[dict[str, Any]]:
+    """Champion: the quick model; challenger: a logistic regression fitted on the same
+    training split; 3,000 held-out records of the real data file scored by both and
+    labelled; the job (CLI) run once, pushing to a real ``prometheus-pushgateway``."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from creditrisk.contract import TARGET
+    from creditrisk.monitoring.promconfig import start_pushgateway
+    from creditrisk.registry import load_model
+    from tests.helpers import require_binary
+
+    require_binary("prometheus-pushgateway", "apt-get install prometheus-pushgateway")
+    root = tmp_path_factory.mktemp("challenger-real")
+    champion = load_model(trained_run.model_dir)
+    train = pd.read_parquet(trained_run.run_dir.train_split)
+    challenger = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(
+        train.loc[:, list(FEATURE_NAMES)], train[TARGET])
+    test = pd.read_parquet(trained_run.run_dir.test_split).sample(3000, random_state=5)
+    X = test.loc[:, list(FEATURE_NAMES)]
+    p_ch = champion.predict_proba(X)
+    p_cr = challenger.predict_proba(X)[:, 1]
+    keys = _write_pairs(root / "log", X.to_numpy(dtype=np.float64), p_ch, p_cr,
+                        champion.metadata)
+    labels = write_labels(root / "labels.csv", keys, test[TARGET].tolist())
+    gw = start_pushgateway(workdir=root)
+    try:
+        code, report, err = _run(root / "log", root / "out", "--labels", str(labels),
+                                 "--pushgateway", gw.url)
+        assert code == 0, err
+        yield {"root": root, "gw": gw, "report": report, "err": err,
+               "html": root / "out" / "challenger.html"}
+    finally:
+        gw.stop()
+
+
+def _pushed(gw_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """What the Pushgateway exposes of the challenger job: (name, labels) -> value."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{gw_url}/metrics", timeout=10).text
+    return {(s.name, tuple(sorted((k, v) for k, v in s.labels.items()
+                                  if k not in ("job", "model", "instance")))): s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples
+            if s.labels.get("job") == names.CHALLENGER_JOB
+            and s.name.startswith("creditrisk_challenger_")}
+
+
+@pytest.mark.integration
+def test_the_push_reads_back_from_a_real_pushgateway(real_shadow: dict[str, Any]) -> None:
+    """Every series the job pushes is on the Pushgateway, in the group (job, model), with
+    the report's values; the next run (without labels) replaces the whole group."""
+    import time
+
+    from creditrisk.settings import get_settings
+
+    report, gw = real_shadow["report"], real_shadow["gw"]
+    assert f"pushed {len(challenger_samples(report))} series to {gw.url}" in \
+        " ".join(real_shadow["err"].split())
+    pushed = _pushed(gw.url)
+    expected = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for s in challenger_samples(report)}
+    assert set(pushed) == set(expected)
+    last = pushed.pop((names.CHALLENGER_LAST_SUCCESS, ()))
+    assert abs(time.time() - last) < 900
+    assert pushed == pytest.approx({k: v for k, v in expected.items()
+                                    if k[0] != names.CHALLENGER_LAST_SUCCESS}, abs=1e-12)
+    # the values are the report's (what challenger.json says)
+    lab, total = report["labelled"], report["swaps"][-1]
+    assert pushed[(names.CHALLENGER_AGREEMENT, ())] == report["scores"]["agreement"]
+    assert pushed[(names.CHALLENGER_PSI, ())] == report["scores"]["psi"]["psi"]
+    assert pushed[(names.CHALLENGER_SHADOW_RECORDS, ())] == 3000 == total["records"]
+    assert pushed[(names.CHALLENGER_SWAPS, (("band", "all"), ("direction", "swap_out")))] \
+        == total["swap_out"]
+    for scorer in ("champion", "challenger"):
+        assert pushed[(names.CHALLENGER_ROC_AUC, (("scorer", scorer),))] == \
+            lab[scorer]["roc_auc"]
+    assert pushed[(names.CHALLENGER_LABELLED_RECORDS, ())] == lab["rows"] == 3000
+    assert _groups(gw.url) == {(names.CHALLENGER_JOB, get_settings().model_name)}
+    # a run without labels replaces the group: no labelled figures left behind
+    code, _, err = _run(real_shadow["root"] / "log", real_shadow["root"] / "out-nolabels",
+                        "--pushgateway", gw.url)
+    assert code == 0, err
+    again = _pushed(gw.url)
+    assert again[(names.CHALLENGER_LABELLED_RECORDS, ())] == 0
+    assert not any(name in (names.CHALLENGER_ROC_AUC, names.CHALLENGER_BRIER)
+                   for name, _ in again)
+
+
+def _groups(gw_url: str) -> set[tuple[str, str]]:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{gw_url}/metrics", timeout=10).text
+    return {(s.labels["job"], s.labels["model"]) for fam in text_string_to_metric_families(text)
+            for s in fam.samples if s.name.startswith("creditrisk_challenger_")}
+
+
+def _tables(dom: str) -> list[list[list[str]]]:
+    """The rendered DOM's tables: rows of cell texts (header row first)."""
+    from html.parser import HTMLParser
+
+    class Cells(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tables: list[list[list[str]]] = []
+            self.cell: list[str] | None = None
+
+        def handle_starttag(self, tag: str, attrs: Any) -> None:
+            if tag == "table":
+                self.tables.append([])
+            elif tag == "tr":
+                self.tables[-1].append([])
+            elif tag in ("td", "th"):
+                self.cell = []
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag in ("td", "th") and self.cell is not None:
+                self.tables[-1][-1].append("".join(self.cell).strip())
+                self.cell = None
+
+        def handle_data(self, data: str) -> None:
+            if self.cell is not None:
+                self.cell.append(data)
+
+    parser = Cells()
+    parser.feed(dom)
+    return parser.tables
+
+
+def _chromium_dom(html: Path) -> tuple[str, str]:
+    """Headless Chromium's DOM of a local page (every network request sent to a dead
+    proxy) and its log, console messages included."""
+    import subprocess
+    import tempfile
+
+    from tests.helpers import free_port, require_binary
+
+    chromium = require_binary("chromium", "apt-get install chromium")
+    with tempfile.TemporaryDirectory() as profile:
+        r = subprocess.run(
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={profile}",
+             f"--proxy-server=http://127.0.0.1:{free_port()}", "--proxy-bypass-list=<-loopback>",
+             "--enable-logging=stderr", "--v=0", "--dump-dom", html.resolve().as_uri()],
+            capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout, r.stderr
+
+
+@pytest.mark.integration
+def test_challenger_page_renders_in_chromium(real_shadow: dict[str, Any]) -> None:
+    """The page the job wrote loads nothing and logs no console message in headless
+    Chromium; its three tables are drawn with the report's figures."""
+    from tests.helpers import colour_count, offline_page_pixels
+
+    report, html = real_shadow["report"], real_shadow["html"]
+    raw = html.read_text()
+    assert "<script" not in raw and "http://" not in raw and "https://" not in raw
+    dom, log = _chromium_dom(html)
+    assert ":CONSOLE" not in log, [ln for ln in log.splitlines() if ":CONSOLE" in ln]
+    scores, swaps, labelled = _tables(dom)
+    figures = {row[0]: row[1] for row in scores[1:]}
+    s = report["scores"]
+    assert figures["decision agreement"] == f"{s['agreement']:.4f}"
+    assert figures["Spearman correlation"] == f"{s['correlation']['spearman']:.4f}"
+    assert figures["PSI challenger vs champion"] == f"{s['psi']['psi']:.4f} ({s['psi']['band']})"
+    assert swaps[0] == ["band", "records", "both_approve", "both_decline", "swap_in",
+                        "swap_out"]
+    assert [r[0] for r in swaps[1:]] == [r["band"] for r in report["swaps"]]
+    total = report["swaps"][-1]
+    assert swaps[-1] == ["all", *(str(total[k]) for k in swaps[0][1:])]
+    lab = report["labelled"]
+    metrics = {row[0]: row[1:] for row in labelled[1:]}
+    assert metrics["roc_auc"] == [f"{lab['champion']['roc_auc']:.4f}",
+                                  f"{lab['challenger']['roc_auc']:.4f}"]
+    assert len(metrics) == len(lab["champion"]) + 2
+    # drawn: the header cells' grey and the cell borders fill part of the screenshot
+    pixels = offline_page_pixels(html, real_shadow["root"] / "challenger.png")
+    assert colour_count(pixels, "#f4f4f4") > 15000 and colour_count(pixels, "#dddddd") > 8000, (
+        colour_count(pixels, "#f4f4f4"), colour_count(pixels, "#dddddd"))

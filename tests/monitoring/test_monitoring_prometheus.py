@@ -1,8 +1,10 @@
 """Every dashboard panel against a real Prometheus: Debian's ``prometheus`` and
 ``prometheus-pushgateway`` on 127.0.0.1, scraping the real transformer and predictor
-processes and the Pushgateway, after real traffic and real runs of both monitoring jobs
-(the drift job's reference is the registered @champion's). Every panel query succeeds
-and returns data; the alert rules load and evaluate; the pushed metrics read back."""
+processes and the Pushgateway, after real traffic and real runs of the monitoring jobs
+(the drift job's reference is the registered @champion's; the transformer shadow-scores
+every batch on a challenger predictor, so the challenger job has evidence). Every panel
+query succeeds and returns data; the alert rules load and evaluate; the pushed metrics
+read back."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import pandas as pd
 import pytest
 
 from creditrisk.contract import FEATURE_NAMES, TARGET
-from tests.helpers import REPO, require_binary
+from tests.helpers import REPO, require_binary, save_synthetic_model
 from tests.monitoring.monitoring_helpers import json_out, run_cli, write_labels
 
 pytestmark = pytest.mark.e2e
@@ -72,7 +74,11 @@ def stack(trained_run: Any, tmp_path: Path) -> Iterator[dict[str, Any]]:
         write_prometheus_config,
     )
     from creditrisk.registry import log_and_register, set_champion
-    from creditrisk.serve.local import predictor_process, transformer_process
+    from creditrisk.serve.local import (
+        challenger_process,
+        predictor_process,
+        transformer_process,
+    )
 
     require_binary("prometheus", "apt-get install prometheus")
     require_binary("prometheus-pushgateway", "apt-get install prometheus-pushgateway")
@@ -86,9 +92,12 @@ def stack(trained_run: Any, tmp_path: Path) -> Iterator[dict[str, Any]]:
         started.append(gw)
         predictor = predictor_process(trained_run.model_dir, workdir=work, base_env=env).start()
         started.append(predictor)
+        challenger = challenger_process(save_synthetic_model(work / "challenger-model"),
+                                        workdir=work, base_env=env).start()
+        started.append(challenger)
         log = work / "prediction-log"
         transformer = transformer_process(predictor, workdir=work, prediction_log=log,
-                                          base_env=env).start()
+                                          base_env=env, challenger=challenger).start()
         started.append(transformer)
         cfg = write_prometheus_config(
             work / "prometheus.yml", transformer=[f"127.0.0.1:{transformer.http_port}"],
@@ -128,6 +137,29 @@ def _closed_records(log: Path) -> int:
     return sum(f.read_bytes().count(b"\n") for f in log.glob("date=*/*.jsonl"))
 
 
+def _drift_and_performance_jobs(stack: dict[str, Any], keys: list[tuple[str, int, int]]
+                                ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both jobs on the log, pushed: the drift job (default reference: the champion's
+    registered sample), the performance job on the delayed labels (work/labels.csv)."""
+    work, gw = stack["work"], stack["pushgateway"]
+    code, stdout, stderr = run_cli("monitor", "drift", "--current", str(stack["log"]),
+                                   "--since", "1h", "--out", str(work / "drift"),
+                                   "--pushgateway", gw.url)
+    assert code == 0, stderr
+    drift = json_out(stdout, stderr)
+    assert drift["model"] == {"name": MODEL, "version": stack["version"]}
+    assert drift["prediction_drift"] is not None
+    write_labels(work / "labels.csv", [(r, k) for r, k, _ in keys], [y for _, _, y in keys])
+    code, stdout, stderr = run_cli("monitor", "performance", "--log", str(stack["log"]),
+                                   "--labels", str(work / "labels.csv"), "--since", "1h",
+                                   "--out", str(work / "perf"), "--pushgateway", gw.url)
+    assert code == 0, stderr
+    perf = json_out(stdout, stderr)
+    assert perf["rows"]["labelled_rows"] == len(keys)
+    assert perf["champion"] is not None
+    return drift, perf
+
+
 def test_every_panel_returns_data_from_a_real_prometheus(stack: dict[str, Any],
                                                          trained_run: Any) -> None:
     from creditrisk.monitoring import names
@@ -141,29 +173,12 @@ def test_every_panel_returns_data_from_a_real_prometheus(stack: dict[str, Any],
     trickle = Trickle(stack["transformer"].url, _records(test.iloc[:200]))
     trickle.start()
     try:
+        # each record twice: the champion's line and the shadow scorer's follow-up
         deadline = time.monotonic() + 30
-        while _closed_records(stack["log"]) < len(keys) and time.monotonic() < deadline:
+        while _closed_records(stack["log"]) < 2 * len(keys) and time.monotonic() < deadline:
             time.sleep(0.5)
-        assert _closed_records(stack["log"]) >= len(keys)
-
-        # the drift job: default reference = the champion's registered sample
-        code, stdout, stderr = run_cli("monitor", "drift", "--current", str(stack["log"]),
-                                       "--since", "1h", "--out", str(work / "drift"),
-                                       "--pushgateway", gw.url)
-        assert code == 0, stderr
-        drift = json_out(stdout, stderr)
-        assert drift["model"] == {"name": MODEL, "version": stack["version"]}
-        assert drift["prediction_drift"] is not None
-        # the performance job on delayed labels
-        write_labels(work / "labels.csv", [(r, k) for r, k, _ in keys],
-                     [y for _, _, y in keys])
-        code, stdout, stderr = run_cli("monitor", "performance", "--log", str(stack["log"]),
-                                       "--labels", str(work / "labels.csv"), "--since", "1h",
-                                       "--out", str(work / "perf"), "--pushgateway", gw.url)
-        assert code == 0, stderr
-        perf = json_out(stdout, stderr)
-        assert perf["rows"]["labelled_rows"] == len(keys)
-        assert perf["champion"] is not None
+        assert _closed_records(stack["log"]) >= 2 * len(keys)
+        drift, perf = _drift_and_performance_jobs(stack, keys)
 
         # the pushed metrics, read back through Prometheus' HTTP API
         got = wait_for(prom.url, names.LIVE_ROC_AUC, timeout_s=30)
@@ -175,6 +190,7 @@ def test_every_panel_returns_data_from_a_real_prometheus(stack: dict[str, Any],
         scores = query(prom.url, names.DRIFT_FEATURE_SCORE)
         assert {s["metric"]["feature"] for s in scores} == set(FEATURE_NAMES)
         _credit_risk_metrics_read_back(prom.url, drift, perf, stack["version"])
+        _challenger_job_read_back(prom.url, gw.url, stack["log"], work)
         time.sleep(3)  # a few more scrapes of the servers under traffic
 
         failures = []
@@ -228,3 +244,28 @@ def _credit_risk_metrics_read_back(url: str, drift: dict[str, Any], perf: dict[s
     observed = query(url, names.BAND_OBSERVED_DEFAULT_RATE)
     assert {s["metric"]["band"] for s in observed} == {
         b["band"] for b in perf["bands"] if b["observed_default_rate"] is not None}
+
+
+def _challenger_job_read_back(url: str, gateway: str, log: Path, work: Path) -> None:
+    """The challenger job on the shadow-scored window (with the labels), pushed; its
+    figures and the transformer's shadow counter reach Prometheus."""
+    from creditrisk.monitoring import names
+    from creditrisk.monitoring.promconfig import query, wait_for
+
+    code, stdout, stderr = run_cli("monitor", "challenger", "--log", str(log),
+                                   "--labels", str(work / "labels.csv"), "--since", "1h",
+                                   "--out", str(work / "challenger"), "--pushgateway", gateway)
+    assert code == 0, stderr
+    report = json_out(stdout, stderr)
+    assert report["rows"]["shadow_scored"] >= REQUESTS * BATCH
+    got = wait_for(url, names.CHALLENGER_AGREEMENT, timeout_s=30)
+    assert got and got[0]["metric"]["job"] == names.CHALLENGER_JOB
+    assert got[0]["metric"][names.MODEL_LABEL] == MODEL
+    assert float(got[0]["value"][1]) == pytest.approx(report["scores"]["agreement"], abs=1e-12)
+    auc = {s["metric"]["scorer"]: float(s["value"][1])
+           for s in query(url, names.CHALLENGER_ROC_AUC)}
+    assert auc == pytest.approx({k: report["labelled"][k]["roc_auc"]
+                                 for k in ("champion", "challenger")})
+    shadow = names.serving_names()["shadow_requests"]
+    ok = query(url, f'sum({shadow}{{job=~".*transformer.*",outcome="ok"}})')
+    assert ok and float(ok[0]["value"][1]) >= REQUESTS

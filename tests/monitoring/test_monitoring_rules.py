@@ -23,8 +23,11 @@ EXPECTED = {
     "CreditRiskPredictionLogSpoolFilling", "CreditRiskDriftDetected", "CreditRiskDriftJobStale",
     "CreditRiskLiveRocAucLow", "CreditRiskApprovalRateShifted",
     "CreditRiskScorePsiShifted", "CreditRiskScorePsiWatch", "CreditRiskEstimatedRocAucLow",
-    "CreditRiskBandRed",
+    "CreditRiskBandRed", "CreditRiskShadowScoringLosingBatches", "CreditRiskChallengerJobStale",
 }
+#: The challenger job has no schedule in creditrisk.monitoring.names: its staleness
+#: alert assumes a daily run. Read the schedule from there once it has one.
+CHALLENGER_ASSUMED_INTERVAL_S = 86400
 
 
 def _alerts() -> dict[str, dict]:
@@ -106,3 +109,21 @@ def test_credit_risk_alerts_follow_their_single_sources() -> None:
     floor = GateConfig()["roc_auc"].threshold
     assert f"< {floor:g}" in alerts["CreditRiskEstimatedRocAucLow"]["expr"]
     assert f"== {LIGHT_VALUES['red']}" in alerts["CreditRiskBandRed"]["expr"]
+
+
+def test_challenger_alerts_follow_their_single_sources() -> None:
+    """The shadow counter and its outcomes are the serving code's; the staleness bound
+    is twice the (assumed daily) schedule; both alerts need shadow traffic."""
+    from creditrisk.monitoring import names
+    from creditrisk.serve.metrics import SHADOW_OUTCOMES
+
+    alerts = _alerts()
+    counter = names.serving_names()["shadow_requests"]
+    losing = alerts["CreditRiskShadowScoringLosingBatches"]["expr"]
+    assert f'{counter}{{outcome!="ok"}}' in losing
+    assert f'{counter}{{outcome!="log_failed"}}' in losing
+    assert {"ok", "log_failed"} <= set(SHADOW_OUTCOMES)
+    stale = alerts["CreditRiskChallengerJobStale"]["expr"]
+    assert f"> {2 * CHALLENGER_ASSUMED_INTERVAL_S})" in stale
+    assert f"* 0 + {2 * CHALLENGER_ASSUMED_INTERVAL_S})" in stale
+    assert names.CHALLENGER_LAST_SUCCESS in stale and f'{counter}{{outcome="ok"}}' in stale

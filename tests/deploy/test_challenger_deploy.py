@@ -220,6 +220,9 @@ def test_the_evidence_cronjob_runs_as_the_performance_job_does(enabled: dict[str
     # the same image, pod and container security, ConfigMap, S3 credentials, resources,
     # emptyDir and bounds as the performance job, whatever the overlay made of them
     assert _but_for_its_job(ours) == _but_for_its_job(performance)
+    from creditrisk.monitoring import names
+
+    assert ours["spec"]["schedule"] == names.CHALLENGER_SCHEDULE  # its staleness alert's
     args = _args(ours)
     assert args[:2] == ["monitor", "challenger"]
     flags = dict(a.split("=", 1) for a in args[2:])

@@ -183,6 +183,25 @@ def test_a_log_without_shadow_scoring_has_no_evidence(tmp_path: Path) -> None:
     assert code == 3 and report["rows"]["shadow_scored"] == 50
 
 
+@pytest.mark.unit
+def test_a_labels_location_with_no_labels_yet_compares_without(tmp_path: Path) -> None:
+    """Labels arrive months late: the CronJob passes the labels location from the first
+    day; while it holds no label file the job judges without labels (a warning), and a
+    label file that is there but broken stays an error."""
+    write_shadow_log(tmp_path / "log", 2000)
+    (tmp_path / "labels").mkdir()
+    code, report, err = _run(tmp_path / "log", tmp_path / "out", "--labels",
+                             str(tmp_path / "labels"))
+    assert code == 0, err
+    assert report["labelled"] is None and report["rows"]["labelled"] == 0
+    assert "holds no label files yet" in err
+    (tmp_path / "labels" / "l.csv").write_text("request_id,label\nx,1\n")
+    code, _, err = run_cli("monitor", "challenger", "--log", str(tmp_path / "log"), "--out",
+                           str(tmp_path / "out2"), "--labels", str(tmp_path / "labels"),
+                           "--since", "2026-03-01T00:00:00", "--until", "2026-03-02T00:00:00")
+    assert code == 2 and "labels need columns" in err
+
+
 # --------------------------------------------------------------------------------------
 # promotion on the evidence
 # --------------------------------------------------------------------------------------

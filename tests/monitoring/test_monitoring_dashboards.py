@@ -63,7 +63,11 @@ def test_panels_cover_the_issue() -> None:
                    names.LIVE_LABELLED_ROWS, names.DRIFT_LAST_SUCCESS, names.LIVE_LAST_SUCCESS,
                    names.PSI_SCORE, names.PSI_FEATURE, names.ESTIMATED_ROC_AUC,
                    names.ESTIMATED_DEFAULT_RATE, names.BAND_PREDICTED_DEFAULT_RATE,
-                   names.BAND_OBSERVED_DEFAULT_RATE, names.BAND_LIGHT):
+                   names.BAND_OBSERVED_DEFAULT_RATE, names.BAND_LIGHT,
+                   names.serving_names()["shadow_requests"], names.CHALLENGER_AGREEMENT,
+                   names.CHALLENGER_SWAPS, names.CHALLENGER_SHADOW_RECORDS,
+                   names.CHALLENGER_PSI, names.CHALLENGER_ROC_AUC,
+                   names.CHALLENGER_LAST_SUCCESS):
         assert metric in health, metric
     panels = {p["title"]: p for p in json.loads(health)["panels"]}
     assert panels["Feature PSI (frozen bins)"]["type"] == "heatmap"

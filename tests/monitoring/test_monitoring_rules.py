@@ -25,9 +25,6 @@ EXPECTED = {
     "CreditRiskScorePsiShifted", "CreditRiskScorePsiWatch", "CreditRiskEstimatedRocAucLow",
     "CreditRiskBandRed", "CreditRiskShadowScoringLosingBatches", "CreditRiskChallengerJobStale",
 }
-#: The challenger job has no schedule in creditrisk.monitoring.names: its staleness
-#: alert assumes a daily run. Read the schedule from there once it has one.
-CHALLENGER_ASSUMED_INTERVAL_S = 86400
 
 
 def _alerts() -> dict[str, dict]:
@@ -124,6 +121,6 @@ def test_challenger_alerts_follow_their_single_sources() -> None:
     assert f'{counter}{{outcome!="log_failed"}}' in losing
     assert {"ok", "log_failed"} <= set(SHADOW_OUTCOMES)
     stale = alerts["CreditRiskChallengerJobStale"]["expr"]
-    assert f"> {2 * CHALLENGER_ASSUMED_INTERVAL_S})" in stale
-    assert f"* 0 + {2 * CHALLENGER_ASSUMED_INTERVAL_S})" in stale
+    assert f"> {2 * names.CHALLENGER_INTERVAL_S})" in stale
+    assert f"* 0 + {2 * names.CHALLENGER_INTERVAL_S})" in stale
     assert names.CHALLENGER_LAST_SUCCESS in stale and f'{counter}{{outcome="ok"}}' in stale

@@ -227,15 +227,54 @@ def _freshness_panels() -> list[dict[str, Any]]:
             (f"time() - max({n.LIVE_LAST_SUCCESS})", "")), unit="s",
             description="The performance job runs daily.",
             options={"colorMode": "value", "graphMode": "none"}),
+        _panel("stat", "Since the last successful challenger run", _targets(
+            (f"time() - max({n.CHALLENGER_LAST_SUCCESS})", "")), unit="s",
+            description="Alert CreditRiskChallengerJobStale past two days while the "
+            "challenger shadow-scores traffic.",
+            options={"colorMode": "value", "graphMode": "none"}),
+    ]
+
+
+def challenger_panels() -> list[dict[str, Any]]:
+    """Shadow scoring (the transformer's counter) and the challenger job's evidence."""
+    shadow = n.serving_names()["shadow_requests"]
+    return [
+        _row("Champion vs challenger (shadow scoring)"),
+        _panel("timeseries", "Shadow scoring: batches by outcome", _targets(
+            (f"sum by (outcome) (rate({shadow}[{RATE}]))", "{{outcome}}")), unit="short",
+            description="Answered batches sent (or not) to the challenger per second: ok, "
+            "dropped_queue_full, timeout, error, bad_answer, log_failed (scored, not "
+            "logged; also counted ok). Alert CreditRiskShadowScoringLosingBatches."),
+        _panel("timeseries", "Decision agreement and swap rates", _targets(
+            (f"max by (model) ({n.CHALLENGER_AGREEMENT})", "agreement"),
+            (f'max by (direction) ({n.CHALLENGER_SWAPS}{{band="all"}}) / on () group_left '
+             f"max({n.CHALLENGER_SHADOW_RECORDS})", "{{direction}}")),
+            unit="percentunit", minimum=0, maximum=1,
+            description="Challenger job: share of shadow-scored records given the same "
+            "decision by both models; swap_in (the champion declines, the challenger "
+            "approves) and swap_out, as shares of the shadow-scored records."),
+        _panel("timeseries", "Challenger score PSI against the champion", _targets(
+            (f"max by (model) ({n.CHALLENGER_PSI})", "PSI")), decimals=3, minimum=0,
+            description="PSI of the challenger's scores on bins frozen on the champion's "
+            "scores of the same window: how differently the two models spread the same "
+            "applicants (below 0.10 close, above 0.25 very different)."),
+        _panel("timeseries", "ROC AUC on labelled shadow records: champion vs challenger",
+               _targets((f"max by (scorer) ({n.CHALLENGER_ROC_AUC})", "{{scorer}}"),
+                        (f"max({n.CHALLENGER_LABELLED_RECORDS})", "labelled records")),
+               decimals=3,
+               description="Both models on the same labelled records (challenger job with "
+               "labels). The tolerated loss is gate_evidence.max_roc_auc_loss, judged by "
+               "`creditrisk model promote N --evidence DIR`."),
     ]
 
 
 def model_health() -> dict[str, Any]:
     panels = [*_drift_panels(), *_live_panels(), *credit_risk_panels(),
-              *_freshness_panels()]
+              *challenger_panels(), *_freshness_panels()]
     return _dashboard("creditrisk-model-health", "creditrisk / Model health",
                       "Drift of the inputs and of the predictions, live performance "
-                      "against delayed labels, freshness of the monitoring jobs.", panels)
+                      "against delayed labels, champion vs challenger in shadow, freshness of the "
+                      "monitoring jobs.", panels)
 
 
 def _light_mappings() -> list[dict[str, Any]]:

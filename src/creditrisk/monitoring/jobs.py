@@ -540,9 +540,14 @@ def _challenger_labels(shadow: pd.DataFrame, labels: str | None, report: dict[st
     """Join the labels (when given) on the shadow-scored records; both models' figures
     on the labelled ones into ``report``."""
     from creditrisk.monitoring.challenger import labelled_comparison
-    from creditrisk.monitoring.performance import join_labels, read_labels
+    from creditrisk.monitoring.performance import join_labels, label_files, read_labels
 
     if labels is None:
+        return
+    if not label_files(labels):  # labels arrive months late: a CronJob passes the place
+        warnings.append(f"labels: {labels} holds no label files yet: compared without "
+                        "labels")
+        report["rows"].update(labelled=0, labels=0)
         return
     joined = join_labels(shadow, read_labels(labels))
     report["rows"].update(labelled=len(joined.frame), labels=joined.labels,

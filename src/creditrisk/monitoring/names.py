@@ -99,6 +99,10 @@ DRIFT_INTERVAL_S = 3600
 #: The live-performance job runs daily (labels arrive late).
 PERFORMANCE_SCHEDULE = "30 2 * * *"
 PERFORMANCE_INTERVAL_S = 86400
+#: The champion/challenger job runs daily (its CronJob: manifests/components/challenger,
+#: the chart's challenger.evidence.schedule); its staleness alert allows two runs.
+CHALLENGER_SCHEDULE = "15 3 * * *"
+CHALLENGER_INTERVAL_S = 86400
 #: Scrape ``job`` names of the servers (the rules and dashboards match them by regex
 #: ``.*transformer.*`` / ``.*predictor.*``, so a cluster's ServiceMonitor names fit too).
 TRANSFORMER_JOB = f"{PREFIX}-transformer"

@@ -29,7 +29,9 @@ LABEL = "label"
 LABEL_SUFFIXES = (".csv", ".parquet", ".jsonl", ".json")
 
 
-def _label_files(location: str) -> list[str]:
+def label_files(location: str) -> list[str]:
+    """The label files at ``location`` (a file, a directory or an s3:// prefix); [] when
+    it holds none."""
     if location.startswith("s3://"):
         from creditrisk.storage import s3_client, s3_error_reason
 
@@ -70,7 +72,7 @@ def _read_one(name: str) -> pd.DataFrame:
 def read_labels(location: str) -> pd.DataFrame:
     """All label files of ``location``: ``request_id`` (str), ``record`` (int),
     ``label`` (0/1)."""
-    files = _label_files(location)
+    files = label_files(location)
     if not files:
         raise DataError(f"{location}: holds no label files ({', '.join(LABEL_SUFFIXES)})")
     frames = []

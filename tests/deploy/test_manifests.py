@@ -259,6 +259,17 @@ def test_cronjobs_are_bounded(rendered: dict[str, str]) -> None:
             assert s["jobTemplate"]["spec"]["activeDeadlineSeconds"] > 0
 
 
+def test_cronjob_schedules_are_the_ones_their_staleness_alerts_read(
+        rendered: dict[str, str]) -> None:
+    from creditrisk.monitoring import names
+
+    for name, text in rendered.items():
+        schedules = {d["metadata"]["name"]: d["spec"]["schedule"] for d in docs(text)
+                     if d["kind"] == "CronJob"}
+        assert schedules == {names.DRIFT_JOB: names.DRIFT_SCHEDULE,
+                             names.PERFORMANCE_JOB: names.PERFORMANCE_SCHEDULE}, name
+
+
 def test_monitors_carry_the_release_label(rendered: dict[str, str]) -> None:
     expected = {"overlay:kind": "kube-prometheus-stack", "chart": "kube-prometheus-stack",
                 "overlay:production-example": "prometheus"}

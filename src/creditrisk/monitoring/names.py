@@ -94,7 +94,7 @@ def serving_names() -> dict[str, str]:
 
 # --- schedules of the jobs (the CronJobs and the staleness alerts read these) -----------
 #: The drift job runs hourly; its staleness alert fires after twice that without success.
-DRIFT_SCHEDULE = "0 * * * *"
+DRIFT_SCHEDULE = "15 * * * *"
 DRIFT_INTERVAL_S = 3600
 #: The live-performance job runs daily (labels arrive late).
 PERFORMANCE_SCHEDULE = "30 2 * * *"

@@ -56,6 +56,48 @@ def test_the_reader_merges_a_follow_up_into_its_champion_row(tmp_path: Path) -> 
     assert frame["probability"].tolist()[:3] == champion.probability.tolist()
 
 
+class _CallSizes:
+    """A challenger that records the rows of each call it gets (and answers nothing
+    usable): the grouping of queued batches, seen from the challenger's side."""
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+
+    async def infer(self, base_url: str, request: Any, *, model_name: str) -> Any:
+        self.rows.append(int(request.inputs[0].shape[0]))
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.mark.unit
+def test_lingering_gathers_more_batches_than_the_queue_holds_and_drops_none() -> None:
+    """Batches arriving within the linger go to the challenger in one call, taken off
+    the queue as they come: 40 batches through a queue of 8, one call, no drop."""
+    import asyncio
+
+    from creditrisk.serve import metrics
+    from creditrisk.serve.shadow import ShadowScorer
+
+    dropped = metrics.SHADOW_REQUESTS.labels(outcome="dropped_queue_full")
+    before = dropped._value.get()
+    client = _CallSizes()
+    scorer = ShadowScorer("127.0.0.1:1", MODEL, timeout_s=1.0, queue_size=8, workers=1,
+                          max_records=1000, linger_s=2.0, client=client)
+
+    async def arrive() -> None:
+        for i in range(40):  # 40 single-record batches over ~0.2 s (< 2 s when loaded)
+            scorer.submit(_batch(f"r{i}", 1, time.time()))
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(2.5)
+        await scorer.close()
+
+    asyncio.run(arrive())
+    assert client.rows == [40]
+    assert dropped._value.get() == before
+
+
 # --------------------------------------------------------------------------------------
 # real processes
 # --------------------------------------------------------------------------------------

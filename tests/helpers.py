@@ -107,28 +107,35 @@ def save_synthetic_model(path: Path, *, rows: int = 2000, seed: int = 0,
     return save_model(model, path, meta)
 
 
-def offline_page_pixels(html: Path, shot: Path, *, window: str = "1200,1400") -> Any:
-    """A headless-Chromium screenshot of a local HTML page, as an (n, 3) RGB array.
-
-    The page must be self-contained: a dead proxy stands between Chromium and any
-    network, so a page that needs a CDN renders without it (and the pixel counts of a
-    test show it). Chromium's flags are the ones this machine's closed network needs."""
+def offline_chromium(html: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium on a local HTML page with ``flags`` (``--dump-dom``,
+    ``--screenshot=...``), its exit checked. The page must be self-contained: a dead
+    proxy stands between Chromium and any network, so a page that needs a CDN renders
+    without it. Chromium's flags are the ones this machine's closed network needs."""
     import tempfile
-
-    import numpy as np
-    from PIL import Image
 
     chromium = require_binary("chromium", "apt-get install chromium")
     with tempfile.TemporaryDirectory() as profile:
         r = subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update",
+            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+             "--no-first-run", "--disable-background-networking", "--disable-component-update",
              "--disable-sync", f"--user-data-dir={profile}",
              f"--proxy-server=http://127.0.0.1:{free_port()}",
-             "--proxy-bypass-list=<-loopback>", "--hide-scrollbars",
-             f"--window-size={window}", f"--screenshot={shot}", html.resolve().as_uri()],
+             "--proxy-bypass-list=<-loopback>", *flags, html.resolve().as_uri()],
             capture_output=True, text=True, timeout=180)
-    assert r.returncode == 0 and shot.exists(), r.stderr[-2000:]
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r
+
+
+def offline_page_pixels(html: Path, shot: Path, *, window: str = "1200,1400") -> Any:
+    """A headless-Chromium screenshot of a local HTML page (:func:`offline_chromium`),
+    as an (n, 3) RGB array."""
+    import numpy as np
+    from PIL import Image
+
+    offline_chromium(html, "--hide-scrollbars", f"--window-size={window}",
+                     f"--screenshot={shot}")
+    assert shot.exists(), shot
     return np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3)
 
 

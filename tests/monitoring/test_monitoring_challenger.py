@@ -467,21 +467,9 @@ def _tables(dom: str) -> list[list[list[str]]]:
 def _chromium_dom(html: Path) -> tuple[str, str]:
     """Headless Chromium's DOM of a local page (every network request sent to a dead
     proxy) and its log, console messages included."""
-    import subprocess
-    import tempfile
+    from tests.helpers import offline_chromium
 
-    from tests.helpers import free_port, require_binary
-
-    chromium = require_binary("chromium", "apt-get install chromium")
-    with tempfile.TemporaryDirectory() as profile:
-        r = subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={profile}",
-             f"--proxy-server=http://127.0.0.1:{free_port()}", "--proxy-bypass-list=<-loopback>",
-             "--enable-logging=stderr", "--v=0", "--dump-dom", html.resolve().as_uri()],
-            capture_output=True, text=True, timeout=180)
-    assert r.returncode == 0, r.stderr[-2000:]
+    r = offline_chromium(html, "--enable-logging=stderr", "--v=0", "--dump-dom")
     return r.stdout, r.stderr
 
 

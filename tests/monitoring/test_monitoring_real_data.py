@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ import pandas as pd
 import pytest
 
 from creditrisk.contract import FEATURE_NAMES, TARGET
-from tests.helpers import free_port, require_binary
+from tests.helpers import free_port, offline_chromium
 from tests.monitoring.monitoring_helpers import (
     SHIFTED,
     SINCE,
@@ -202,19 +200,10 @@ def test_unreachable_pushgateway_exits_2_after_writing_reports(
 def test_drift_html_renders_offline_in_chromium(heldout_run: dict[str, Any]) -> None:
     """Evidently's report is self-contained: headless Chromium with every network request
     sent to a dead proxy draws it (the empty root div gets the rendered report)."""
-    chromium = require_binary("chromium", "apt-get install chromium")
     html = heldout_run["out"] / "drift.html"
     raw = html.read_text()
     assert not re.search(r"<script[^>]+src=|<link[^>]+href=\"?https?:", raw)
-    with tempfile.TemporaryDirectory() as profile:
-        r = subprocess.run(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={profile}",
-             f"--proxy-server=http://127.0.0.1:{free_port()}", "--proxy-bypass-list=<-loopback>",
-             "--virtual-time-budget=15000", "--dump-dom", html.resolve().as_uri()],
-            capture_output=True, text=True, timeout=180)
-    assert r.returncode == 0, r.stderr[-2000:]
+    r = offline_chromium(html, "--virtual-time-budget=15000", "--dump-dom")
     body = r.stdout[r.stdout.index("<body"):]
     drawn = re.sub(r"<script>.*?</script>", "", body, flags=re.S)
     assert drawn.count("<svg") >= 20, "the report was not drawn"

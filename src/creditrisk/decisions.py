@@ -303,11 +303,12 @@ def verify() -> dict[str, Any]:
     schema 1, written before records were chained. A store with no problem may still
     have lost its newest records (nothing links to them yet)."""
     names = keys()
-    digests = {k: hashlib.sha256(_bytes(k)).hexdigest() for k in names}
+    stored = {k: _bytes(k) for k in names}  # one read each (a download through the proxy)
+    digests = {k: hashlib.sha256(b).hexdigest() for k, b in stored.items()}
     problems: list[str] = []
     unlinked: list[str] = []
     for i, k in enumerate(names):
-        d = Decision.from_dict(json.loads(_bytes(k)))
+        d = Decision.from_dict(json.loads(stored[k]))
         link = d.previous
         if d.schema < 2:
             unlinked.append(k)
